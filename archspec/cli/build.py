@@ -1,0 +1,91 @@
+"""`archspec build`: compile a spec, print its summary, optionally save the module."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import SpecError
+from . import SET, fail, main, parse_sets
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@SET
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Save the module: .pt (torch.save of the module) or .pt2 (torch.export program).")
+@click.option("--device", default="cpu", show_default=True, help="Device to build on: cpu, cuda, cuda:1, mps.")
+def build(spec: str, sets: tuple[str, ...], output: str | None, device: str) -> None:
+    """Compile SPEC into a torch.fx GraphModule and print a summary."""
+    from .. import pipeline
+    from ..report import overview_lines
+
+    overrides = parse_sets(sets)
+    if output:
+        _check_output(spec, output)
+    try:
+        t0 = time.perf_counter()
+        typed = pipeline.compile(spec, **overrides)
+        t1 = time.perf_counter()
+        from ..backends.torch_fx import DeviceError, build_module
+
+        try:
+            module = build_module(typed, device=device)
+        except DeviceError as exc:
+            click.echo(f"error[device-unavailable]: {exc}", err=True)
+            sys.exit(1)
+        t2 = time.perf_counter()
+    except SpecError as exc:
+        fail(exc)
+        return
+    from ..expect import check_expect
+
+    problems = check_expect(typed)
+    click.echo(f"{typed.net.name}  ({spec})")
+    for label, text in overview_lines(typed):
+        click.echo(f"  {label:<9}{text}")
+    click.echo(f"  {'built':<9}{(t2 - t0) * 1000:.0f} ms on {device} "
+               f"(checks {(t1 - t0) * 1000:.0f} ms, torch modules {(t2 - t1) * 1000:.0f} ms)")
+    if output:
+        _save(module, typed, output)
+        click.echo(f"  {'saved':<9}{output}")
+    if problems:
+        click.echo("\n" + SpecError(problems, typed.net.sources).render(), err=True)
+        sys.exit(1)
+
+
+def _check_output(spec: str, output: str) -> None:
+    suffix = Path(output).suffix
+    if suffix not in (".pt", ".pt2"):
+        raise click.BadParameter(f"unknown format {suffix or '(none)'}; use .pt or .pt2", param_hint="-o")
+    if Path(output).exists() and Path(spec).exists() and Path(output).resolve() == Path(spec).resolve():
+        raise click.BadParameter("refusing to overwrite the spec file itself", param_hint="-o")
+
+
+def _save(module: Any, typed: Any, output: str) -> None:
+    """Write to a temporary file next to OUTPUT, then move it into place: never a half-written file."""
+    import torch
+
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        if target.suffix == ".pt2":
+            example = torch.zeros((2,) + tuple(typed.input_shape), device=next(module.parameters()).device)
+            program = torch.export.export(module.eval(), (example,))
+            torch.export.save(program, tmp)
+        else:
+            torch.save(module, tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+

@@ -1,0 +1,59 @@
+"""`archspec check`: validate specs and their expect: blocks, torch-free."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from ..errors import SpecError
+from . import SET, main, parse_sets
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@SET
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document for all specs.")
+@click.option("--min-input", is_flag=True, help="Also compute the smallest input H×W each spec accepts.")
+def check(paths: tuple[str, ...], sets: tuple[str, ...], as_json: bool, min_input: bool) -> None:
+    """Validate every *.yaml spec under PATHS (default: specs/) and its expect: block."""
+    from ..check import check_file, collect
+
+    overrides = parse_sets(sets)
+    files, missing = collect(list(paths) or ["specs"])
+    if missing:
+        raise click.BadParameter(f"no such file or folder: {', '.join(missing)}", param_hint="PATHS")
+    if not files:
+        raise click.BadParameter("no *.yaml specs found", param_hint="PATHS")
+    t0 = time.perf_counter()
+    results = [check_file(f, overrides, want_min_input=min_input) for f in files]
+    elapsed = time.perf_counter() - t0
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "seconds": round(elapsed, 4),
+                               "specs": [r.to_json() for r in results]}, indent=2))
+    else:
+        for r in results:
+            _print_check(r, min_input)
+        click.echo(f"{len(results) - len(failed)} of {len(results)} specs ok in {elapsed:.2f} s")
+    sys.exit(1 if failed else 0)
+
+
+def _print_check(r: Any, min_input: bool) -> None:
+    if r.ok and r.typed is not None:
+        t = r.typed
+        extra = ""
+        if min_input:
+            m = r.smallest_input
+            extra = f"  min input {m[0]}×{m[1]}" if m else "  no valid input"
+        click.echo(f"ok    {r.file}  {r.name}: {t.total('params'):,} params, "
+                   f"{t.total('macs', inference=True):,} MACs{extra}")
+    else:
+        n = sum(1 for d in r.diagnostics if d.severity == "error")
+        click.echo(f"FAIL  {r.file}  {n} error{'s' if n != 1 else ''}")
+        click.echo(SpecError(r.diagnostics, r.sources).render() + "\n", err=True)
+
+

@@ -1,0 +1,77 @@
+"""The `expect:` checker: a spec's own assertions about its shapes and counts.
+
+Each failed assertion is a diagnostic located at the line of the assertion,
+with the expected and the computed value, so a spec in CI fails exactly where
+a paper's number and the arithmetic disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import Diagnostic, did_you_mean
+from .infer import TypedGraph, min_input
+from .ir import INPUT
+from .ops.common import fmt_shape
+
+
+def check_expect(typed: TypedGraph) -> list[Diagnostic]:
+    """Evaluate the spec's `expect:` block; returns one diagnostic per failed assertion."""
+    spec = typed.net.spec
+    exp = spec.expect if spec is not None else None
+    if exp is None:
+        return []
+    out: list[Diagnostic] = []
+
+    def fail(key: tuple, what: str, want: Any, got: Any, fmt: Any = _num, hint: str | None = None) -> None:
+        out.append(Diagnostic("expect-failed", f"expected {what} {fmt(want)}, computed {fmt(got)}",
+                              loc=spec.expect_loc(*key), expected=fmt(want), found=fmt(got), hint=hint))
+
+    counts = {
+        "params": (exp.params, typed.total("params"), "parameters (heads included)"),
+        "params_inference": (exp.params_inference, typed.total("params", inference=True),
+                             "inference parameters (training-only heads left out)"),
+        "macs": (exp.macs, typed.total("macs", inference=True), "MACs at inference"),
+    }
+    for key, (want, got, what) in counts.items():
+        if want is not None and want != got:
+            diff = got - want
+            fail((key,), what, want, got, hint=f"the network has {abs(diff):,} {'more' if diff > 0 else 'fewer'}")
+    shapes = typed.output_shapes()
+    if exp.output is not None and tuple(exp.output) != shapes.get("main"):
+        fail(("output",), "main output shape", exp.output, shapes.get("main"), _shape)
+    for head, want in (exp.outputs or {}).items():
+        if head not in shapes:
+            out.append(Diagnostic("unknown-reference", f"expect.outputs names no head '{head}'",
+                                  loc=spec.expect_loc("outputs", head), found=head,
+                                  hint=did_you_mean(head, list(shapes)) or f"heads: {', '.join(shapes)}"))
+        elif tuple(want) != shapes[head]:
+            fail(("outputs", head), f"output shape of head '{head}'", want, shapes[head], _shape)
+    for name, want in (exp.shapes or {}).items():
+        node = _node_for(typed, name)
+        if node is None:
+            out.append(Diagnostic("unknown-reference", f"expect.shapes names no node '{name}'",
+                                  loc=spec.expect_loc("shapes", name), found=name,
+                                  hint=did_you_mean(name, list(typed.net.scopes) + list(typed.net.nodes))))
+        elif tuple(want) != typed.shape(node):
+            fail(("shapes", name), f"output shape of '{name}'", want, typed.shape(node), _shape)
+    if exp.min_input is not None:
+        got = min_input(typed.graph, typed.input_shape)
+        if got != tuple(exp.min_input):
+            fail(("min_input",), "smallest input", exp.min_input, got, _shape)
+    return out
+
+
+def _node_for(typed: TypedGraph, name: str) -> str | None:
+    net = typed.net
+    if name in net.scopes and net.scopes[name].output:
+        return net.scopes[name].output
+    return name if name in net.nodes and name != INPUT else None
+
+
+def _num(v: Any) -> str:
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def _shape(v: Any) -> str:
+    return "none" if v is None else fmt_shape(tuple(v))

@@ -1,0 +1,160 @@
+"""Stage 4, graph: resolve references and build the `networkx.DiGraph` of ops.
+
+An edge `u -> v` carries `slots`, the input positions of `v` that `u` feeds, so
+concat order is explicit. The topological order is deterministic: among ready
+nodes, the one written first in the spec goes first. Unknown references,
+cycles, unused nodes and inference nodes that read training-only heads are
+reported here, with the locations of the lines at fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from .errors import Diagnostics, did_you_mean
+from .ir import INPUT, Network, Ref, Source, join, parent
+
+
+@dataclass
+class Graph:
+    """A network with resolved inputs, as a DiGraph with a deterministic order."""
+
+    net: Network
+    g: nx.DiGraph
+    order: list[str]
+    inputs: dict[str, list[str]]
+
+    def eval_nodes(self) -> list[str]:
+        """Nodes of the inference graph (training-only heads left out), in order."""
+        return [n for n in self.order if not self.net.nodes[n].train_only]
+
+    def preds(self, name: str) -> list[str]:
+        return self.inputs[name]
+
+
+def build_graph(net: Network) -> Graph:
+    """Resolve references and order the nodes; raises SpecError on faults."""
+    diags = Diagnostics()
+    resolver = _Resolver(net, diags)
+    inputs = {name: [r for r in (resolver.source(s) for s in node.inputs) if r is not None]
+              for name, node in net.nodes.items()}
+    g = nx.DiGraph()
+    index = {name: i for i, name in enumerate(net.nodes)}
+    g.add_nodes_from(net.nodes)
+    for name, srcs in inputs.items():
+        for slot, src in enumerate(srcs):
+            if g.has_edge(src, name):
+                g.edges[src, name]["slots"].append(slot)
+            else:
+                g.add_edge(src, name, slots=[slot])
+    diags.raise_if_errors(net.sources)
+    _check_cycles(net, g, diags)
+    diags.raise_if_errors(net.sources)
+    order = list(nx.lexicographical_topological_sort(g, key=lambda n: index[n]))
+    _check_unused(net, g, diags)
+    _check_train_only(net, inputs, diags)
+    diags.raise_if_errors(net.sources)
+    return Graph(net, g, order, inputs)
+
+
+class _Resolver:
+    def __init__(self, net: Network, diags: Diagnostics):
+        self.net, self.diags = net, diags
+
+    def source(self, src: Source, depth: int = 0) -> str | None:
+        if isinstance(src, str):
+            return src
+        if depth > 64:
+            return None
+        return self.ref(src, depth)
+
+    def ref(self, ref: Ref, depth: int) -> str | None:
+        scope = ref.scope
+        while True:
+            if ref.name == INPUT:
+                return self.scope_input(scope, ref, depth)
+            target = self.lookup(join(scope, ref.name))
+            if target is not None:
+                return target
+            if not scope:
+                break
+            scope = parent(scope)
+        self.unknown(ref)
+        return None
+
+    def scope_input(self, scope: str, ref: Ref, depth: int) -> str | None:
+        s = self.net.scopes.get(scope)
+        inp = s.input if s else None
+        while s is not None and inp is None and s.path:
+            s = self.net.scopes.get(parent(s.path))
+            inp = s.input if s else None
+        if isinstance(inp, list):
+            self.diags.error("bad-reference", "`input` is ambiguous here: this scope reads several inputs",
+                             loc=ref.loc, hint="name the input you mean")
+            return None
+        return self.source(inp, depth + 1) if inp is not None else None
+
+    def lookup(self, path: str) -> str | None:
+        if path in self.net.scopes:
+            return self.net.scopes[path].output
+        return path if path in self.net.nodes else None
+
+    def unknown(self, ref: Ref) -> None:
+        visible = _visible_names(self.net, ref.scope)
+        self.diags.error("unknown-reference", f"no node named '{ref.name}' is visible here", loc=ref.loc,
+                         path=ref.scope or None, found=ref.name,
+                         hint=did_you_mean(ref.name, visible) or _nearby(visible))
+
+
+def _visible_names(net: Network, scope: str) -> list[str]:
+    names: set[str] = {INPUT}
+    while True:
+        prefix = f"{scope}/" if scope else ""
+        for path in list(net.scopes) + list(net.nodes):
+            if path.startswith(prefix) and path != scope and "/" not in path[len(prefix):]:
+                names.add(path[len(prefix):])
+        if not scope:
+            return sorted(names)
+        scope = parent(scope)
+
+
+def _nearby(names: list[str]) -> str:
+    shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    return f"names visible here: {shown}"
+
+
+def _check_cycles(net: Network, g: nx.DiGraph, diags: Diagnostics) -> None:
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        return
+    names = [u for u, _ in cycle]
+    node = net.nodes[names[0]]
+    loc = next((r.loc for n in names for r in net.nodes[n].inputs if isinstance(r, Ref)), node.loc)
+    diags.error("cycle", "the graph has a cycle: " + " → ".join(names + [names[0]]), loc=loc, path=names[0],
+                hint="a `from:` or merge argument refers to a node that depends on it")
+
+
+def _check_unused(net: Network, g: nx.DiGraph, diags: Diagnostics) -> None:
+    outputs = set(net.outputs.values())
+    for name, node in net.nodes.items():
+        if name == INPUT or name in outputs or g.out_degree(name) > 0:
+            continue
+        notes = [(node.loc, "in the block used here")] if node.loc and node.loc != node.origin else []
+        diags.error("unused-node", f"the output of '{name}' is never used", loc=node.origin, path=name,
+                    notes=notes, hint="merge it into a concat/add, make it a head, or delete it")
+
+
+def _check_train_only(net: Network, inputs: dict[str, list[str]], diags: Diagnostics) -> None:
+    for name, node in net.nodes.items():
+        if node.train_only:
+            continue
+        for src in inputs[name]:
+            if net.nodes[src].train_only:
+                diags.error("train-only-input", f"'{name}' reads '{src}', which exists only in training",
+                            loc=node.loc, path=name, hint="read it from the main network instead")
+
+
+__all__ = ["Graph", "build_graph"]

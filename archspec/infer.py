@@ -1,0 +1,126 @@
+"""Stage 5, infer: one pass in topological order applies each op's shape rule and counts.
+
+Shape rules are pure functions of (attributes, input shapes) from the op
+registry; nothing here imports torch. A node whose inputs failed is skipped,
+so one fault is reported once, at the first node where it happens. When a
+spatial size collapses, the smallest input the network accepts is computed
+(by running the shape rules over candidate sizes) and given as a hint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import Diagnostics
+from .graph import Graph
+from .ir import INPUT, Network
+from .ops import REGISTRY, Shape, ShapeError
+from .ops.common import fmt_shape
+
+MAX_MIN_INPUT = 4096
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """What inference knows about a node: output shape (batch left out), params, MACs."""
+
+    shape: Shape
+    params: int
+    macs: int
+
+
+@dataclass
+class TypedGraph:
+    """A graph whose every node has a shape, a parameter count and a MAC count."""
+
+    graph: Graph
+    input_shape: Shape
+    info: dict[str, NodeInfo]
+
+    @property
+    def net(self) -> Network:
+        return self.graph.net
+
+    @property
+    def order(self) -> list[str]:
+        return self.graph.order
+
+    def shape(self, name: str) -> Shape:
+        return self.info[name].shape
+
+    def total(self, what: str, inference: bool = False) -> int:
+        """Sum of `params` or `macs` over all nodes, or over the inference graph only."""
+        names = self.graph.eval_nodes() if inference else self.order
+        return sum(getattr(self.info[n], what) for n in names)
+
+    def scope_total(self, path: str, what: str) -> int:
+        prefix = path + "/"
+        return sum(getattr(i, what) for n, i in self.info.items() if n == path or n.startswith(prefix))
+
+    def output_shapes(self) -> dict[str, Shape]:
+        return {k: self.info[v].shape for k, v in self.net.outputs.items()}
+
+
+def infer(graph: Graph, input_shape: Shape | None = None) -> TypedGraph:
+    """Infer shapes and counts; raises SpecError at the first node of each fault."""
+    net = graph.net
+    shape = tuple(input_shape or net.input_shape)
+    diags = Diagnostics()
+    info = _run(graph, shape, diags)
+    diags.raise_if_errors(net.sources)
+    return TypedGraph(graph, shape, info)
+
+
+def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None) -> dict[str, NodeInfo]:
+    net = graph.net
+    info: dict[str, NodeInfo] = {INPUT: NodeInfo(input_shape, 0, 0)}
+    for name in graph.order:
+        if name == INPUT:
+            continue
+        node = net.nodes[name]
+        ins = [info[s].shape for s in graph.inputs[name] if s in info]
+        if len(ins) != len(graph.inputs[name]):
+            continue
+        op = REGISTRY[node.op]
+        try:
+            out = op.infer(node.attrs, ins)
+        except ShapeError as exc:
+            if diags is None:
+                return info
+            _report(graph, name, exc, ins, input_shape, diags)
+            continue
+        info[name] = NodeInfo(out, op.params(node.attrs, ins, out), op.macs(node.attrs, ins, out))
+    return info
+
+
+def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_shape: Shape,
+            diags: Diagnostics) -> None:
+    node = graph.net.nodes[name]
+    if exc.code == "input-too-small" and any(d.code == "input-too-small" for d in diags.items):
+        return
+    hint = exc.hint
+    if exc.code == "input-too-small":
+        smallest = min_input(graph, input_shape)
+        given = "×".join(str(d) for d in input_shape[1:])
+        hint = (f"the smallest input this network accepts is {smallest[0]}×{smallest[1]} (given {given})"
+                if smallest else f"no input up to {MAX_MIN_INPUT}×{MAX_MIN_INPUT} works for this network")
+    notes = [(node.origin, f"{node.op} written here")] if node.origin and node.origin != node.loc else []
+    found = exc.found if exc.found is not None else ", ".join(fmt_shape(s) for s in ins)
+    diags.error(exc.code, exc.message, loc=node.loc, path=name, expected=exc.expected, found=found, hint=hint,
+                notes=notes)
+
+
+def min_input(graph: Graph, input_shape: Shape | None = None) -> tuple[int, int] | None:
+    """The smallest square H×W for which every shape rule holds, or None below MAX_MIN_INPUT.
+
+    Sizes are tried upward from 1, so a network that is valid at some sizes and
+    not at others (strides that disagree between branches) is handled exactly.
+    """
+    shape = tuple(input_shape or graph.net.input_shape)
+    if len(shape) != 3:
+        return None
+    wanted = len(graph.order)
+    for size in range(1, MAX_MIN_INPUT + 1):
+        if len(_run(graph, (shape[0], size, size), None)) == wanted:
+            return (size, size)
+    return None

@@ -1,0 +1,126 @@
+"""The intermediate representation handed from `expand` to `graph`, `infer` and the backends.
+
+A `Network` is a flat, ordered dict of primitive `Node`s plus the tree of
+`Scope`s they were expanded from (block instances, sequences, branches,
+repeats, heads). Node names are scope paths joined with '/', e.g.
+`inception4b/branch2/1/conv`; the torch backend turns '/' into '.', so those
+names are the module paths and `state_dict()` keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+from .errors import Location
+
+INPUT = "input"
+
+ScopeKind = Literal["root", "seq", "block", "merge", "repeat", "head"]
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A name written by the user, resolved by the graph stage in scope `scope`."""
+
+    name: str
+    scope: str
+    loc: Location
+
+
+Source = Union[str, Ref]
+"""Where a node's input comes from: a node name, or a reference to resolve."""
+
+
+@dataclass
+class Node:
+    name: str
+    op: str
+    attrs: Any
+    inputs: list[Source]
+    trace: tuple[Location, ...]
+    head: str | None = None
+    train_only: bool = False
+
+    @property
+    def loc(self) -> Location | None:
+        """Where the user wrote the outermost call that produced this node."""
+        return self.trace[0] if self.trace else None
+
+    @property
+    def origin(self) -> Location | None:
+        """The template line the node itself came from."""
+        return self.trace[-1] if self.trace else None
+
+    @property
+    def module_path(self) -> str:
+        return self.name.replace("/", ".")
+
+
+@dataclass
+class Scope:
+    path: str
+    kind: ScopeKind
+    loc: Location | None
+    input: Source | list[Source] | None = None
+    output: str | None = None
+    block: str | None = None
+    args: dict[str, Any] | None = None
+    repeat: int | None = None
+    head: str | None = None
+    children: list[str] = field(default_factory=list)
+
+    @property
+    def depth(self) -> int:
+        return 0 if not self.path else self.path.count("/") + 1
+
+    def label(self) -> str:
+        """`inception(64, 96, 128, 16, 32, 32)`, `block35 ×10`, or the scope's name."""
+        if self.block and self.args is not None:
+            return f"{self.block}({', '.join(_fmt_arg(v) for v in self.args.values())})"
+        return self.path.rsplit("/", 1)[-1] or "network"
+
+
+def _fmt_arg(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+@dataclass(frozen=True)
+class HeadInfo:
+    name: str
+    train_only: bool
+    loss_weight: float
+    loc: Location | None
+
+
+@dataclass
+class Network:
+    name: str
+    file: str
+    input_shape: tuple[int, ...]
+    nodes: dict[str, Node]
+    scopes: dict[str, Scope]
+    outputs: dict[str, str]
+    heads: dict[str, HeadInfo]
+    sources: dict[str, str]
+    spec: Any = None
+    """The validated `Spec` this network was expanded from."""
+
+    def output_names(self, training: bool) -> list[str]:
+        """Output keys in order: 'main' first, then heads active in that mode."""
+        return ["main"] + [h for h, info in self.heads.items() if training or not info.train_only]
+
+    def loss_weights(self) -> dict[str, float]:
+        return {"main": 1.0, **{h: info.loss_weight for h, info in self.heads.items()}}
+
+
+def join(scope: str, name: str) -> str:
+    return f"{scope}/{name}" if scope else name
+
+
+def parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] if "/" in path else ""

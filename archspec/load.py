@@ -1,0 +1,187 @@
+"""Stage 1, load: YAML text -> plain Python data plus the location of every node.
+
+PyYAML's safe composer builds the node tree; we walk it ourselves so that we can
+refuse what a spec never needs (aliases, merge keys, non-standard tags,
+duplicate keys) and record `file:line:col` for every mapping key and value.
+Locations live in a side table keyed by the path of the value, e.g.
+`("body", "inception3a")`, which is exactly the shape of a pydantic error `loc`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Diagnostics, Location, SpecError
+
+MAX_BYTES = 2_000_000
+MAX_DEPTH = 64
+
+YamlPath = tuple[str | int, ...]
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
+
+
+@dataclass
+class Source:
+    """A loaded spec file: its data and where every piece of it was written."""
+
+    file: str
+    text: str
+    data: Any
+    locs: dict[YamlPath, Location] = field(default_factory=dict)
+    key_locs: dict[YamlPath, Location] = field(default_factory=dict)
+    quoted: dict[YamlPath, bool] = field(default_factory=dict)
+
+    def loc(self, path: YamlPath) -> Location:
+        """Location of the value at `path`, or of its nearest written ancestor."""
+        path = tuple(path)
+        while path not in self.locs and path:
+            path = path[:-1]
+        return self.locs.get(path, Location(self.file, 1, 1))
+
+    def key_loc(self, path: YamlPath) -> Location:
+        """Location of the mapping key that names `path` (the value's if none)."""
+        return self.key_locs.get(tuple(path)) or self.loc(path)
+
+    def loc_in(self, path: YamlPath, offset: int) -> Location:
+        """Location of character `offset` inside the scalar at `path`."""
+        base = self.loc(path)
+        if tuple(path) not in self.locs:
+            return base
+        return base.shifted(offset + (1 if self.quoted.get(tuple(path)) else 0))
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, message: str, mark: Any, hint: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.mark, self.hint = code, message, mark, hint
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe loader that refuses aliases at composition time (no alias bombs)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(
+                "yaml-alias",
+                f"YAML aliases (*{event.anchor}) are not allowed in a spec",
+                event.start_mark,
+                "define a block under `blocks:` and call it where you need the repeat",
+            )
+        return super().compose_node(parent, index)
+
+
+def load_file(path: str | Path, display: str | None = None) -> Source:
+    """Read and load a spec file; raises SpecError with a location on any fault."""
+    p = Path(path)
+    name = display or str(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        diags = Diagnostics()
+        diags.error("file-not-found", f"cannot read spec file: {exc.strerror or exc}", found=str(path))
+        raise SpecError(diags.items) from None
+    if len(raw) > MAX_BYTES:
+        diags = Diagnostics()
+        diags.error("file-too-large", "spec file is too large", loc=Location(name, 1, 1),
+                    expected=f"at most {MAX_BYTES:,} bytes", found=f"{len(raw):,} bytes")
+        raise SpecError(diags.items)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        diags = Diagnostics()
+        diags.error("yaml-encoding", f"spec file is not UTF-8 ({exc.reason} at byte {exc.start})",
+                    loc=Location(name, 1, 1))
+        raise SpecError(diags.items) from None
+    return load_text(text, name)
+
+
+def load_text(text: str, file: str = "<spec>") -> Source:
+    """Load spec text; raises SpecError with a location on any fault."""
+    source = Source(file=file, text=text, data=None)
+    diags = Diagnostics()
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+        source.data = _Walker(source, loader).value(node, (), 0) if node is not None else None
+    except _Refused as exc:
+        diags.error(exc.code, exc.message, loc=_loc(file, exc.mark), hint=exc.hint)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        msg = exc.problem or exc.context or "invalid YAML"
+        hint = None
+        if "mapping values are not allowed" in msg:
+            hint = "a plain scalar cannot contain ': '; write keyword arguments as k=v, e.g. conv(64, 3, s=2)"
+        diags.error("yaml-syntax", f"invalid YAML: {msg}", loc=_loc(file, mark), hint=hint)
+    except yaml.YAMLError as exc:
+        diags.error("yaml-syntax", f"invalid YAML: {exc}", loc=Location(file, 1, 1))
+    except RecursionError:
+        diags.error("yaml-too-deep", "YAML nesting is too deep", loc=Location(file, 1, 1))
+    diags.raise_if_errors({file: text})
+    return source
+
+
+def _loc(file: str, mark: Any) -> Location:
+    if mark is None:
+        return Location(file, 1, 1)
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+class _Walker:
+    def __init__(self, source: Source, loader: _Loader):
+        self.source = source
+        self.loader = loader
+
+    def value(self, node: yaml.Node, path: YamlPath, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            raise _Refused("yaml-too-deep", f"YAML nesting deeper than {MAX_DEPTH} levels", node.start_mark)
+        self.source.locs[path] = _loc(self.source.file, node.start_mark)
+        if isinstance(node, yaml.MappingNode):
+            self._check_tag(node, _TAG + "map")
+            return self.mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, _TAG + "seq")
+            return [self.value(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        return self.scalar(node, path)
+
+    def mapping(self, node: yaml.MappingNode, path: YamlPath, depth: int) -> dict:
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                raise _Refused("yaml-merge-key", "YAML merge keys (<<) are not allowed in a spec",
+                               key_node.start_mark, "use a block with parameters instead")
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Refused("yaml-key", "mapping keys must be plain names", key_node.start_mark)
+            key = self.scalar(key_node, path + ("<key>",))
+            if isinstance(key, bool) or key is None or isinstance(key, float):
+                raise _Refused("yaml-key", f"mapping key {key_node.value!r} must be a name",
+                               key_node.start_mark, "quote it if it is meant as text")
+            key = str(key)
+            if key in out:
+                first = self.source.key_locs[path + (key,)]
+                raise _Refused("duplicate-key", f"duplicate key '{key}' (first written at {first})",
+                               key_node.start_mark, "every name in a mapping must be unique; rename one of them")
+            self.source.key_locs[path + (key,)] = _loc(self.source.file, key_node.start_mark)
+            out[key] = self.value(value_node, path + (key,), depth + 1)
+        return out
+
+    def scalar(self, node: yaml.Node, path: YamlPath) -> Any:
+        self._check_tag(node, None)
+        self.source.quoted[path] = node.style in ("'", '"')
+        return self.loader.construct_object(node, deep=True)
+
+    def _check_tag(self, node: yaml.Node, expected: str | None) -> None:
+        ok = node.tag == expected if expected else node.tag in _SCALAR_TAGS
+        if not ok:
+            tag = node.tag.replace(_TAG, "!!")
+            hint = "quote the value to make it a string" if expected is None else None
+            raise _Refused("yaml-tag", f"YAML tag {tag} is not allowed in a spec", node.start_mark, hint)

@@ -1,0 +1,77 @@
+"""Attribute types and size arithmetic shared by the spatial ops.
+
+The formulas follow PyTorch's to the letter (aten `conv_output_size` and
+`pooling_output_shape`), including ceil mode's rule that the last window must
+start inside the input or its left padding.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field
+
+from .registry import Shape, ShapeError
+
+Pos = Annotated[int, Field(ge=1, strict=True)]
+NonNeg = Annotated[int, Field(ge=0, strict=True)]
+
+
+def to_pair(v: Any) -> Any:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return tuple(v)
+    if isinstance(v, (list, tuple)):
+        raise ValueError(f"expected one number or a pair [h, w], found {len(v)} numbers")
+    return v
+
+
+PosPair = Annotated[tuple[Pos, Pos], BeforeValidator(to_pair)]
+NonNegPair = Annotated[tuple[NonNeg, NonNeg], BeforeValidator(to_pair)]
+Padding = Annotated[tuple[NonNeg, NonNeg] | Literal["same", "valid"], BeforeValidator(to_pair)]
+
+
+def fmt_shape(shape: Shape | None) -> str:
+    if shape is None:
+        return "?"
+    return "×".join(str(d) for d in shape)
+
+
+def fmt_pair(p: tuple[int, int], sep: str = "×") -> str:
+    return str(p[0]) if p[0] == p[1] else f"{p[0]}{sep}{p[1]}"
+
+
+def need_chw(name: str, shape: Shape) -> tuple[int, int, int]:
+    if len(shape) != 3:
+        raise ShapeError(f"{name} needs a C×H×W input", expected="C×H×W", found=fmt_shape(shape),
+                         hint="a flattened tensor cannot go into a spatial op; move `flatten` later")
+    return shape[0], shape[1], shape[2]
+
+
+def _floordiv(a: int, b: int) -> int:
+    return a // b  # Python floors toward -inf, as aten's div_rtn does
+
+
+def conv_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    return _floordiv(size + 2 * p - d * (k - 1) - 1, s) + 1
+
+
+def pool_size(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    out = _floordiv(size + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil else 0), s) + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
+def check_spatial(op: str, in_hw: tuple[int, int], out_hw: tuple[int, int], what: str) -> None:
+    """Refuse an output size below 1, naming the input size that caused it."""
+    if out_hw[0] < 1 or out_hw[1] < 1:
+        raise ShapeError(
+            f"{op} {what} turns a {in_hw[0]}×{in_hw[1]} input into {out_hw[0]}×{out_hw[1]}",
+            expected="an output of at least 1×1",
+            found=f"{out_hw[0]}×{out_hw[1]}",
+            code="input-too-small",
+        )

@@ -1,0 +1,84 @@
+"""2-D convolution: `conv(out, k, s=1, p=0, d=1, groups=1, bias=true)`."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+
+from .common import Padding, Pos, PosPair, check_spatial, conv_size, fmt_pair, need_chw
+from .registry import Attrs, Op, Shape, ShapeError, register
+
+
+class ConvAttrs(Attrs):
+    out: Pos = Field(validation_alias=AliasChoices("out", "out_channels"))
+    k: PosPair = Field(validation_alias=AliasChoices("k", "kernel", "kernel_size"))
+    s: PosPair = Field((1, 1), validation_alias=AliasChoices("s", "stride"))
+    p: Padding = Field((0, 0), validation_alias=AliasChoices("p", "pad", "padding"))
+    d: PosPair = Field((1, 1), validation_alias=AliasChoices("d", "dilation"))
+    groups: Pos = 1
+    bias: bool = True
+
+
+def _padding(a: ConvAttrs) -> tuple[int, int] | None:
+    """Symmetric padding per side, or None for 'same' (computed by torch)."""
+    if a.p == "valid":
+        return (0, 0)
+    if a.p == "same":
+        return None
+    return a.p
+
+
+def _infer(a: ConvAttrs, ins: list[Shape]) -> Shape:
+    c, h, w = need_chw("conv", ins[0])
+    if c % a.groups or a.out % a.groups:
+        raise ShapeError(f"conv groups={a.groups} must divide both channel counts",
+                         expected=f"in and out channels divisible by {a.groups}",
+                         found=f"in {c}, out {a.out}")
+    pad = _padding(a)
+    if pad is None:
+        if a.s != (1, 1):
+            raise ShapeError("conv padding 'same' works only with stride 1 (as in PyTorch)",
+                             expected="s=1", found=f"s={fmt_pair(a.s)}",
+                             hint="give the padding as a number instead")
+        out_hw = (h, w)
+    else:
+        out_hw = (conv_size(h, a.k[0], a.s[0], pad[0], a.d[0]),
+                  conv_size(w, a.k[1], a.s[1], pad[1], a.d[1]))
+    check_spatial("conv", (h, w), out_hw, f"{fmt_pair(a.k)} s{fmt_pair(a.s)} p{_pad_text(a)}")
+    return (a.out, out_hw[0], out_hw[1])
+
+
+def _pad_text(a: ConvAttrs) -> str:
+    return a.p if isinstance(a.p, str) else fmt_pair(a.p)
+
+
+def _weights(a: ConvAttrs, ins: list[Shape]) -> int:
+    return a.out * (ins[0][0] // a.groups) * a.k[0] * a.k[1]
+
+
+def _params(a: ConvAttrs, ins: list[Shape], out: Shape) -> int:
+    return _weights(a, ins) + (a.out if a.bias else 0)
+
+
+def _macs(a: ConvAttrs, ins: list[Shape], out: Shape) -> int:
+    return _weights(a, ins) * out[1] * out[2]
+
+
+def _emit(a: ConvAttrs, ins: list[Shape]):
+    from torch import nn
+
+    pad = _padding(a)
+    return nn.Conv2d(ins[0][0], a.out, a.k, stride=a.s, padding="same" if pad is None else pad,
+                     dilation=a.d, groups=a.groups, bias=a.bias)
+
+
+def _label(a: ConvAttrs) -> str:
+    extra = "" if a.groups == 1 else f" g{a.groups}"
+    return f"conv {fmt_pair(a.k)}/{fmt_pair(a.s)}, {a.out}{extra}"
+
+
+register(Op(
+    name="conv", attrs=ConvAttrs, infer=_infer, emit=_emit, params=_params, macs=_macs,
+    kind="conv", label=_label,
+    doc="2-D convolution. `k`, `s`, `d` take a number or a pair [h, w]; `p` a number, a pair, "
+        "`same` (stride 1 only) or `valid`. Input channels are inferred.",
+))

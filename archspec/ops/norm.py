@@ -1,0 +1,64 @@
+"""Normalisation: `bn` (batch norm) and `lrn` (local response norm)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from .common import Pos, fmt_shape, need_chw
+from .registry import Attrs, Op, Shape, ShapeError, register
+
+
+class BatchNormAttrs(Attrs):
+    eps: Annotated[float, Field(gt=0)] = 1e-5
+    momentum: Annotated[float, Field(ge=0, le=1)] | None = 0.1
+    affine: bool = True
+
+
+def _bn_infer(a: BatchNormAttrs, ins: list[Shape]) -> Shape:
+    if len(ins[0]) not in (1, 3):
+        raise ShapeError("bn needs a C×H×W or a flat (F) input", expected="C×H×W or F",
+                         found=fmt_shape(ins[0]))
+    return ins[0]
+
+
+def _bn_emit(a: BatchNormAttrs, ins: list[Shape]):
+    from torch import nn
+
+    cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
+    return cls(ins[0][0], eps=a.eps, momentum=a.momentum, affine=a.affine)
+
+
+register(Op(
+    name="bn", attrs=BatchNormAttrs, infer=_bn_infer, emit=_bn_emit, kind="norm",
+    params=lambda a, ins, out: 2 * ins[0][0] if a.affine else 0,
+    label=lambda a: "bn" if a.eps == 1e-5 else f"bn eps={a.eps:g}",
+    doc="Batch normalisation over channels (BatchNorm2d for C×H×W, BatchNorm1d for F). "
+        "Its running mean and variance are buffers, not parameters.",
+))
+
+
+class LRNAttrs(Attrs):
+    size: Pos
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+
+def _lrn_infer(a: LRNAttrs, ins: list[Shape]) -> Shape:
+    need_chw("lrn", ins[0])
+    return ins[0]
+
+
+def _lrn_emit(a: LRNAttrs, ins: list[Shape]):
+    from torch import nn
+
+    return nn.LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k)
+
+
+register(Op(
+    name="lrn", attrs=LRNAttrs, infer=_lrn_infer, emit=_lrn_emit, kind="norm",
+    label=lambda a: f"lrn {a.size}",
+    doc="Local response normalisation across channels, as Caffe's LRN (alpha is divided by size).",
+))

@@ -1,0 +1,134 @@
+"""Pooling: `maxpool`, `avgpool`, `adaptive_avgpool`, `adaptive_maxpool`, `global_avgpool`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BeforeValidator, Field
+
+from .common import NonNegPair, Pos, PosPair, check_spatial, fmt_pair, need_chw, pool_size, to_pair
+from .registry import Attrs, NoAttrs, Op, Shape, ShapeError, register
+
+_K = Field(validation_alias=AliasChoices("k", "kernel", "kernel_size"))
+_S = Field(None, validation_alias=AliasChoices("s", "stride"))
+_P = Field((0, 0), validation_alias=AliasChoices("p", "pad", "padding"))
+_CEIL = Field(False, validation_alias=AliasChoices("ceil", "ceil_mode"))
+
+
+class MaxPoolAttrs(Attrs):
+    k: PosPair = _K
+    s: PosPair | None = _S
+    p: NonNegPair = _P
+    d: PosPair = Field((1, 1), validation_alias=AliasChoices("d", "dilation"))
+    ceil: bool = _CEIL
+
+
+class AvgPoolAttrs(Attrs):
+    k: PosPair = _K
+    s: PosPair | None = _S
+    p: NonNegPair = _P
+    ceil: bool = _CEIL
+    count_include_pad: bool = True
+
+
+def _stride(a: Any) -> tuple[int, int]:
+    return a.s if a.s is not None else a.k  # PyTorch: stride defaults to the kernel size
+
+
+def _window(name: str, a: Any, ins: list[Shape], d: tuple[int, int]) -> Shape:
+    c, h, w = need_chw(name, ins[0])
+    s = _stride(a)
+    for i in range(2):
+        if a.p[i] * 2 > a.k[i]:
+            raise ShapeError(f"{name} padding must be at most half the kernel (as in PyTorch)",
+                             expected=f"p ≤ {a.k[i] // 2} for kernel {a.k[i]}", found=f"p={a.p[i]}")
+    out_hw = (pool_size(h, a.k[0], s[0], a.p[0], d[0], a.ceil), pool_size(w, a.k[1], s[1], a.p[1], d[1], a.ceil))
+    check_spatial(name, (h, w), out_hw, f"{fmt_pair(a.k)}/{fmt_pair(s)}")
+    return (c, out_hw[0], out_hw[1])
+
+
+def _label(name: str):
+    def label(a: Any) -> str:
+        ceil = " ceil" if a.ceil else ""
+        pad = f" p{fmt_pair(a.p)}" if a.p != (0, 0) else ""
+        return f"{name} {fmt_pair(a.k)}/{fmt_pair(_stride(a))}{pad}{ceil}"
+    return label
+
+
+def _emit_max(a: MaxPoolAttrs, ins: list[Shape]):
+    from torch import nn
+
+    return nn.MaxPool2d(a.k, stride=_stride(a), padding=a.p, dilation=a.d, ceil_mode=a.ceil)
+
+
+def _emit_avg(a: AvgPoolAttrs, ins: list[Shape]):
+    from torch import nn
+
+    return nn.AvgPool2d(a.k, stride=_stride(a), padding=a.p, ceil_mode=a.ceil,
+                        count_include_pad=a.count_include_pad)
+
+
+register(Op(
+    name="maxpool", attrs=MaxPoolAttrs, kind="pool", label=_label("maxpool"),
+    infer=lambda a, ins: _window("maxpool", a, ins, a.d), emit=_emit_max,
+    doc="Max pooling. `s` defaults to `k` (as in PyTorch); `ceil=true` rounds the output size up, "
+        "dropping a last window that would start in the right padding.",
+))
+register(Op(
+    name="avgpool", attrs=AvgPoolAttrs, kind="pool", label=_label("avgpool"),
+    infer=lambda a, ins: _window("avgpool", a, ins, (1, 1)), emit=_emit_avg,
+    doc="Average pooling; `count_include_pad` (default true, as in PyTorch) divides by the full "
+        "window including padding.",
+))
+
+
+def _out_size(v: Any) -> Any:
+    if isinstance(v, (list, tuple)) and len(v) == 2:
+        return tuple(v)
+    return to_pair(v)
+
+
+class AdaptiveAttrs(Attrs):
+    out: Annotated[tuple[Pos | None, Pos | None], BeforeValidator(_out_size)] = Field(
+        validation_alias=AliasChoices("out", "size", "output_size"))
+
+
+def _adaptive(name: str):
+    def infer(a: AdaptiveAttrs, ins: list[Shape]) -> Shape:
+        c, h, w = need_chw(name, ins[0])
+        return (c, a.out[0] or h, a.out[1] or w)
+    return infer
+
+
+def _emit_adaptive(cls_name: str):
+    def emit(a: AdaptiveAttrs, ins: list[Shape]):
+        from torch import nn
+
+        return getattr(nn, cls_name)(a.out)
+    return emit
+
+
+register(Op(
+    name="adaptive_avgpool", attrs=AdaptiveAttrs, kind="pool", infer=_adaptive("adaptive_avgpool"),
+    emit=_emit_adaptive("AdaptiveAvgPool2d"), label=lambda a: f"adaptive avgpool → {a.out[0]}×{a.out[1]}",
+    doc="Adaptive average pooling to a fixed output size `out` (a number or [h, w]).",
+))
+register(Op(
+    name="adaptive_maxpool", attrs=AdaptiveAttrs, kind="pool", infer=_adaptive("adaptive_maxpool"),
+    emit=_emit_adaptive("AdaptiveMaxPool2d"), label=lambda a: f"adaptive maxpool → {a.out[0]}×{a.out[1]}",
+    doc="Adaptive max pooling to a fixed output size `out`.",
+))
+
+
+def _emit_global(a: NoAttrs, ins: list[Shape]):
+    from torch import nn
+
+    return nn.AdaptiveAvgPool2d((1, 1))
+
+
+register(Op(
+    name="global_avgpool", attrs=NoAttrs, kind="pool",
+    infer=lambda a, ins: (need_chw("global_avgpool", ins[0])[0], 1, 1),
+    emit=_emit_global, label=lambda a: "global avgpool",
+    doc="Average over all of H×W, giving C×1×1 (adaptive average pooling to 1×1).",
+))

@@ -1,0 +1,349 @@
+"""Stage 2, validate: loaded data -> `Spec`, with every fault mapped to file:line:col.
+
+pydantic checks the keys and value types of each mapping (spec, block, head,
+construct, expect); this module walks the recursive layer trees, parses call
+strings, checks names, and evaluates `vars` with the CLI/Python overrides.
+All faults of a file are collected before `SpecError` is raised.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import Diagnostics, did_you_mean
+from .expr import ExprError, evaluate, parse_call, parse_expr, parse_param
+from .load import Source, YamlPath
+from .ops import REGISTRY
+from .spec import (
+    BLOCK_ONLY_KEYS,
+    CONSTRUCT_KEYS,
+    HEAD_ONLY_KEYS,
+    BlockDef,
+    BlockModel,
+    CallLayer,
+    Construct,
+    ConstructModel,
+    HeadDef,
+    HeadModel,
+    Item,
+    Layer,
+    Param,
+    RefText,
+    SeqLayer,
+    Spec,
+    SpecModel,
+)
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|\d+)(/([A-Za-z_][A-Za-z0-9_]*|\d+))*$")
+
+RESERVED_NAMES = frozenset({
+    "input", "forward", "training", "train", "eval", "to", "cuda", "cpu", "xpu", "ipu", "mtia", "type",
+    "float", "double", "half", "bfloat16", "apply", "parameters", "named_parameters", "buffers",
+    "named_buffers", "children", "named_children", "modules", "named_modules", "state_dict",
+    "load_state_dict", "zero_grad", "requires_grad_", "share_memory", "extra_repr", "add_module",
+    "register_module", "register_buffer", "register_parameter", "get_submodule", "set_submodule",
+    "get_parameter", "get_buffer", "get_extra_state", "set_extra_state", "to_empty", "compile",
+    "graph", "code", "recompile", "meta", "print_readable", "delete_submodule",
+    "delete_all_unused_submodules", "add_submodule", "dump_patches", "call_super_init",
+    "loss_weights", "heads", "train_graph", "spec_name", "forward_train", "forward_eval",
+})
+"""Names a node cannot take: they would clash with attributes of the emitted module."""
+
+
+def validate(source: Source, overrides: dict[str, Any] | None = None) -> Spec:
+    """Validate loaded data; raises SpecError listing every fault found."""
+    v = _Validator(source)
+    spec = v.run(overrides or {})
+    v.diags.raise_if_errors({source.file: source.text})
+    assert spec is not None
+    return spec
+
+
+class _Validator:
+    def __init__(self, source: Source):
+        self.src = source
+        self.diags = Diagnostics()
+
+    # -- pydantic ---------------------------------------------------------
+    def model(self, cls: type[BaseModel], raw: Any, path: YamlPath) -> BaseModel | None:
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            for err in exc.errors():
+                self._pydantic_error(cls, err, path)
+            return None
+
+    def _pydantic_error(self, cls: type[BaseModel], err: Any, path: YamlPath) -> None:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list["))))
+        full = path + tuple(loc)
+        kind = err["type"]
+        field = str(loc[-1]) if loc else ""
+        if kind == "extra_forbidden":
+            names = [f.alias or n for n, f in _fields(cls, loc[:-1]).items()]
+            self.diags.error("unknown-field", f"unknown key '{field}'", loc=self.src.key_loc(full),
+                             path=_dotted(full[:-1]), expected="one of: " + ", ".join(names),
+                             found=field, hint=did_you_mean(field, names), span=len(field))
+        elif kind == "missing":
+            self.diags.error("missing-field", f"missing required key '{field}'",
+                             loc=self.src.loc(full[:-1]), path=_dotted(full[:-1]))
+        else:
+            self.diags.error("wrong-type", f"'{_dotted(full)}': {err['msg'].lower()}",
+                             loc=self.src.loc(full), path=_dotted(full), found=_short(err.get("input")))
+
+    # -- top level --------------------------------------------------------
+    def run(self, overrides: dict[str, Any]) -> Spec | None:
+        raw = self.src.data
+        if not isinstance(raw, dict):
+            self.diags.error("wrong-type", "a spec must be a YAML mapping with keys archspec, name, input, body",
+                             loc=self.src.loc(()), found=_short(raw))
+            return None
+        top = self.model(SpecModel, {k: v for k, v in raw.items()}, ())
+        blocks = {name: b for name, b in ((n, self.block(n, r)) for n, r in _dict(raw.get("blocks"))) if b}
+        body = self.layer(raw["body"], ("body",)) if "body" in raw else None
+        heads = {name: h for name, h in ((n, self.head(n, r)) for n, r in _dict(raw.get("heads"))) if h}
+        if not isinstance(top, SpecModel) or body is None:
+            return None
+        spec_input, env = self.vars(top, overrides)
+        return Spec(source=self.src, name=top.name, input=spec_input, vars=env, blocks=blocks, body=body,
+                    heads=heads, expect=top.expect, doc=top.doc, overrides=dict(overrides))
+
+    def vars(self, top: SpecModel, overrides: dict[str, Any]) -> tuple[tuple[int, ...], dict[str, Any]]:
+        env: dict[str, Any] = {}
+        for name, value in top.vars.items():
+            path = ("vars", name)
+            if not NAME.match(name):
+                self.diags.error("bad-name", f"variable name '{name}' is not a plain name",
+                                 loc=self.src.key_loc(path), expected="letters, digits and _")
+            env[name] = self.value(value, path, env)
+        spec_input = tuple(top.input)
+        for name, value in overrides.items():
+            if name == "input":
+                spec_input = self._override_input(value)
+            elif name not in env:
+                self.diags.error("unknown-variable", f"--set {name}: the spec declares no variable '{name}'",
+                                 loc=self.src.loc(("vars",)) if "vars" in self.src.data else None,
+                                 expected="one of: " + (", ".join(env) or "(no vars declared)") + ", input",
+                                 hint=did_you_mean(name, list(env) + ["input"]))
+            else:
+                env[name] = value
+        return spec_input, env
+
+    def _override_input(self, value: Any) -> tuple[int, ...]:
+        ok = (isinstance(value, (list, tuple)) and 1 <= len(value) <= 3
+              and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value))
+        if not ok:
+            self.diags.error("wrong-type", "--set input: the input shape must be a list of 1 to 3 positive integers",
+                             expected="e.g. input=[3,299,299]", found=_short(value))
+            return (1,)
+        return tuple(value)
+
+    def value(self, raw: Any, path: YamlPath, env: dict[str, Any]) -> Any:
+        """A var value: strings are expressions over earlier vars (bare words stay strings)."""
+        if not isinstance(raw, str):
+            return raw
+        try:
+            return evaluate(parse_expr(raw), env)
+        except ExprError as exc:
+            self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, exc.pos), path=_dotted(path),
+                             hint=exc.hint, span=exc.span)
+            return None
+
+    # -- blocks and heads -------------------------------------------------
+    def block(self, name: str, raw: Any) -> BlockDef | None:
+        path: YamlPath = ("blocks", name)
+        self.name_ok(name, path, what="block")
+        if name in REGISTRY:
+            self.diags.error("block-shadows-op", f"block '{name}' has the name of a primitive op",
+                             loc=self.src.key_loc(path), hint=f"rename the block, e.g. '{name}_block'")
+        if not isinstance(raw, dict):
+            self.diags.error("wrong-type", f"block '{name}' must be a mapping with params and body/concat/add",
+                             loc=self.src.loc(path), found=_short(raw))
+            return None
+        model = self.model(BlockModel, raw, path)
+        construct = self.construct({k: v for k, v in raw.items() if k not in BLOCK_ONLY_KEYS}, path, model)
+        if not isinstance(model, BlockModel) or construct is None:
+            return None
+        if construct.from_ is not None:
+            self.diags.error("unknown-field", "a block definition cannot say `from:`; write it where the block is used",
+                             loc=self.src.key_loc(path + ("from",)))
+        params = tuple(p for p in (self.param(str(p), path + ("params", i)) for i, p in enumerate(model.params)) if p)
+        self._check_params(params, path)
+        if model.columns is not None and len(model.columns) != len(params):
+            self.diags.error("wrong-type", f"block '{name}' has {len(params)} params but {len(model.columns)} columns",
+                             loc=self.src.loc(path + ("columns",)), expected=f"{len(params)} column labels")
+        return BlockDef(name, params, construct, self.src.key_loc(path), model.doc,
+                        tuple(model.columns) if model.columns else None)
+
+    def param(self, text: str, path: YamlPath) -> Param | None:
+        try:
+            name, default = parse_param(text)
+        except ExprError as exc:
+            self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, exc.pos), hint=exc.hint)
+            return None
+        self.name_ok(name, path, what="parameter")
+        return Param(name, default, self.src.loc(path))
+
+    def _check_params(self, params: tuple[Param, ...], path: YamlPath) -> None:
+        seen: set[str] = set()
+        defaults = False
+        for p in params:
+            if p.name in seen:
+                self.diags.error("duplicate-name", f"parameter '{p.name}' is declared twice", loc=p.loc)
+            seen.add(p.name)
+            if p.default is None and defaults:
+                self.diags.error("wrong-type", f"parameter '{p.name}' without a default follows one with a default",
+                                 loc=p.loc, hint="put parameters with defaults last")
+            defaults = defaults or p.default is not None
+
+    def head(self, name: str, raw: Any) -> HeadDef | None:
+        path: YamlPath = ("heads", name)
+        self.name_ok(name, path, what="head")
+        if not isinstance(raw, dict):
+            self.diags.error("wrong-type", f"head '{name}' must be a mapping with from and body",
+                             loc=self.src.loc(path), found=_short(raw))
+            return None
+        model = self.model(HeadModel, raw, path)
+        construct = self.construct({k: v for k, v in raw.items() if k not in HEAD_ONLY_KEYS}, path, model)
+        if construct is not None and construct.from_ is None:
+            self.diags.error("missing-field", f"head '{name}' needs `from:`, the node it reads",
+                             loc=self.src.key_loc(path), hint="e.g. from: inception4a")
+        if not isinstance(model, HeadModel) or construct is None:
+            return None
+        return HeadDef(name, construct, model.train_only, float(model.loss_weight), self.src.key_loc(path))
+
+    # -- layers -----------------------------------------------------------
+    def layer(self, raw: Any, path: YamlPath) -> Layer | None:
+        if isinstance(raw, str):
+            return self.call(raw, path)
+        if isinstance(raw, list):
+            if not raw:
+                self.diags.error("empty", "an empty list is not a layer", loc=self.src.loc(path))
+                return None
+            items = [self.item(str(i), x, path + (i,), self.src.loc(path + (i,))) for i, x in enumerate(raw)]
+            return SeqLayer(tuple(i for i in items if i), self.src.loc(path), named=False)
+        if isinstance(raw, dict):
+            if any(k in CONSTRUCT_KEYS for k in raw):
+                return self.construct(raw, path)
+            if not raw:
+                self.diags.error("empty", "an empty mapping is not a layer", loc=self.src.loc(path))
+                return None
+            items = []
+            for name, x in raw.items():
+                self.name_ok(name, path + (name,))
+                items.append(self.item(name, x, path + (name,), self.src.key_loc(path + (name,))))
+            return SeqLayer(tuple(i for i in items if i), self.src.loc(path), named=True)
+        self.diags.error("wrong-type", "expected a layer: a call such as conv(64, 3), a list or a mapping",
+                         loc=self.src.loc(path), path=_dotted(path), found=_short(raw))
+        return None
+
+    def item(self, name: str, raw: Any, path: YamlPath, loc: Any) -> Item | None:
+        layer = self.layer(raw, path)
+        return Item(name, layer, loc) if layer is not None else None
+
+    def call(self, raw: str, path: YamlPath) -> CallLayer | None:
+        try:
+            call = parse_call(raw)
+        except ExprError as exc:
+            self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, exc.pos), path=_dotted(path),
+                             hint=exc.hint, span=exc.span)
+            return None
+        return CallLayer(call, self.src.loc(path), self.src.quoted.get(path, False))
+
+    def construct(self, raw: dict, path: YamlPath, model: Any = "check") -> Construct | None:
+        """Parse a construct; `model` is its already validated options, if the caller has them."""
+        if isinstance(model, str):
+            model = self.model(ConstructModel, raw, path)
+        kinds = [k for k in ("body", "concat", "add") if k in raw]
+        if len(kinds) != 1:
+            msg = "needs one of body, concat or add" if not kinds else f"has both {kinds[0]} and {kinds[1]}"
+            self.diags.error("bad-construct", f"a construct {msg}", loc=self.src.loc(path), path=_dotted(path),
+                             hint="body: runs layers in order; concat:/add: merge branches that read one input")
+            return None
+        if not isinstance(model, ConstructModel):
+            return None
+        kind = kinds[0]
+        body, branches = None, ()
+        if kind == "body":
+            body = self.layer(raw["body"], path + ("body",))
+            if body is None:
+                return None
+        else:
+            branches = self.branches(raw[kind], path + (kind,))
+        repeat = self.repeat(model.repeat, path + ("repeat",)) if model.repeat is not None else None
+        if repeat is not None and kind != "body":
+            self.diags.error("bad-construct", "repeat: goes with body:", loc=self.src.key_loc(path + ("repeat",)))
+        refs = None
+        if model.from_ is not None:
+            texts = [model.from_] if isinstance(model.from_, str) else model.from_
+            sub = [()] if isinstance(model.from_, str) else [(i,) for i in range(len(texts))]
+            refs = tuple(self.ref(t, path + ("from",) + s) for t, s in zip(texts, sub, strict=True))
+        return Construct(kind, body, branches, refs, repeat, self.src.loc(path))  # type: ignore[arg-type]
+
+    def branches(self, raw: Any, path: YamlPath) -> tuple[Item, ...]:
+        if isinstance(raw, list) and raw:
+            items = [self.item(str(i), x, path + (i,), self.src.loc(path + (i,))) for i, x in enumerate(raw)]
+        elif isinstance(raw, dict) and raw:
+            items = []
+            for name, x in raw.items():
+                self.name_ok(name, path + (name,), what="branch")
+                items.append(self.item(name, x, path + (name,), self.src.key_loc(path + (name,))))
+        else:
+            self.diags.error("wrong-type", "branches must be a non-empty list or mapping of layers",
+                             loc=self.src.loc(path), path=_dotted(path), found=_short(raw))
+            return ()
+        return tuple(i for i in items if i)
+
+    def repeat(self, raw: int | str, path: YamlPath) -> Any:
+        try:
+            return parse_expr(str(raw))
+        except ExprError as exc:
+            self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, exc.pos), hint=exc.hint)
+            return None
+
+    def ref(self, text: str, path: YamlPath) -> RefText:
+        if not REF.match(text):
+            self.diags.error("bad-reference", f"'{text}' is not a node name or path",
+                             loc=self.src.loc(path), expected="a name such as inception4a or a path such as a/b")
+        return RefText(text, self.src.loc(path))
+
+    def name_ok(self, name: str, path: YamlPath, what: str = "node") -> bool:
+        if not NAME.match(name):
+            self.diags.error("bad-name", f"{what} name '{name}' is not a plain name", loc=self.src.key_loc(path),
+                             expected="letters, digits and _, not starting with a digit", found=name)
+            return False
+        if what != "block" and what != "parameter" and name in RESERVED_NAMES:
+            self.diags.error("reserved-name", f"'{name}' is reserved and cannot name a {what}",
+                             loc=self.src.key_loc(path), hint=f"rename it, e.g. '{name}_'")
+            return False
+        return True
+
+
+def _dict(raw: Any) -> list[tuple[str, Any]]:
+    return list(raw.items()) if isinstance(raw, dict) else []
+
+
+def _fields(cls: type[BaseModel], loc: tuple) -> dict:
+    model: Any = cls
+    for part in loc:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        ann = getattr(field, "annotation", None)
+        if ann is None:
+            break
+        for candidate in (ann, *getattr(ann, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                model = candidate
+                break
+    return dict(model.model_fields) if hasattr(model, "model_fields") else {}
+
+
+def _dotted(path: YamlPath) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
