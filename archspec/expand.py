@@ -26,6 +26,9 @@ MAX_REPEAT = 10_000
 
 Input = Source | list[Source] | None
 
+FAILED = "<failed>"
+"""The input of a layer that follows a failed one: it is still checked, but makes no node."""
+
 
 def expand(spec: Spec) -> Network:
     """Expand a validated spec; raises SpecError listing every fault found."""
@@ -91,13 +94,9 @@ class _Expander:
         if isinstance(layer, SeqLayer):
             self.scope(path, "seq", layer.loc, input=inp)
             cur: Input = inp
-            for item in layer.items:
-                out = self.layer(item.layer, join(path, item.name), cur, env, trace)
-                if out is None:
-                    return None
-                cur = out
-            self.scopes[path].output = cur if isinstance(cur, str) else None
-            return cur if isinstance(cur, str) else None
+            for item in layer.items:  # after a failed item, go on with FAILED to report later faults too
+                cur = self.layer(item.layer, join(path, item.name), cur, env, trace) or FAILED
+            return self._finish(path, cur)
         return self.construct(layer, path, inp, env, trace)
 
     def construct(self, c: Construct, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
@@ -134,12 +133,15 @@ class _Expander:
         self.scope(path, "repeat", c.loc, input=inp, repeat=n)
         cur: Input = inp
         for i in range(n):
-            out = self.layer(c.body, join(path, str(i)), cur, env, trace)
-            if out is None:
-                return None
-            cur = out
-        self.scopes[path].output = cur if isinstance(cur, str) else None
-        return self.scopes[path].output
+            cur = self.layer(c.body, join(path, str(i)), cur, env, trace) or FAILED
+        return self._finish(path, cur)
+
+    def _finish(self, path: str, out: Input) -> str | None:
+        """Record the output of the scope at `path`; None if any part of it failed."""
+        if not isinstance(out, str) or out == FAILED:
+            return None
+        self.scopes[path].output = out
+        return out
 
     # -- calls ------------------------------------------------------------
     def call(self, layer: CallLayer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
@@ -180,7 +182,7 @@ class _Expander:
                              hint="a head's body needs `from:`; concat/add need the names of their inputs")
             return None
         attrs = self.attrs(op, layer, args, path, env)
-        if attrs is None:
+        if attrs is None or FAILED in inputs:
             return None
         name = path or op.name
         node = Node(name, op.name, attrs, inputs, trace + (layer.loc,), self.head, self.train_only)

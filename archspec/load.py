@@ -36,6 +36,8 @@ class Source:
     locs: dict[YamlPath, Location] = field(default_factory=dict)
     key_locs: dict[YamlPath, Location] = field(default_factory=dict)
     quoted: dict[YamlPath, bool] = field(default_factory=dict)
+    flow: set[YamlPath] = field(default_factory=set)
+    """Paths of sequences written in flow style, `[a, b]`, where every comma splits an item."""
 
     def loc(self, path: YamlPath) -> Location:
         """Location of the value at `path`, or of its nearest written ancestor."""
@@ -150,6 +152,8 @@ class _Walker:
             return self.mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, _TAG + "seq")
+            if node.flow_style:
+                self.source.flow.add(path)
             return [self.value(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
         return self.scalar(node, path)
 

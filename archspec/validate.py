@@ -248,8 +248,11 @@ class _Validator:
         try:
             call = parse_call(raw)
         except ExprError as exc:
+            hint = exc.hint
+            if path[:-1] in self.src.flow:
+                hint = "inside a flow list [...] every comma splits an item: write the layers one per line (- item)"
             self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, exc.pos), path=_dotted(path),
-                             hint=exc.hint, span=exc.span)
+                             hint=hint, span=exc.span)
             return None
         return CallLayer(call, self.src.loc(path), self.src.quoted.get(path, False))
 
