@@ -8,6 +8,7 @@ All faults of a file are collected before `SpecError` is raised.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -73,26 +74,31 @@ class _Validator:
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
+            wrong: dict[YamlPath, list[str]] = {}
             for err in exc.errors():
-                self._pydantic_error(cls, err, path)
+                loc = _data_path(raw, err["loc"], keep_last=err["type"] in ("missing", "extra_forbidden"))
+                if err["type"] in ("missing", "extra_forbidden"):
+                    self._key_error(cls, err["type"], loc, path)
+                else:  # a union reports one error per member: say them once, together
+                    wrong.setdefault(loc, []).append(err["msg"].lower())
+            for loc, msgs in wrong.items():
+                full = path + loc
+                msg = msgs[0] + "".join(" or " + m.removeprefix("input should be ") for m in msgs[1:])
+                self.diags.error("wrong-type", f"'{_dotted(full)}': {msg}", loc=self.src.loc(full),
+                                 path=_dotted(full), found=_short(_get(raw, loc)))
             return None
 
-    def _pydantic_error(self, cls: type[BaseModel], err: Any, path: YamlPath) -> None:
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "list["))))
-        full = path + tuple(loc)
-        kind = err["type"]
+    def _key_error(self, cls: type[BaseModel], kind: str, loc: YamlPath, path: YamlPath) -> None:
+        full = path + loc
         field = str(loc[-1]) if loc else ""
         if kind == "extra_forbidden":
             names = [f.alias or n for n, f in _fields(cls, loc[:-1]).items()]
             self.diags.error("unknown-field", f"unknown key '{field}'", loc=self.src.key_loc(full),
                              path=_dotted(full[:-1]), expected="one of: " + ", ".join(names),
                              found=field, hint=did_you_mean(field, names), span=len(field))
-        elif kind == "missing":
+        else:
             self.diags.error("missing-field", f"missing required key '{field}'",
                              loc=self.src.loc(full[:-1]), path=_dotted(full[:-1]))
-        else:
-            self.diags.error("wrong-type", f"'{_dotted(full)}': {err['msg'].lower()}",
-                             loc=self.src.loc(full), path=_dotted(full), found=_short(err.get("input")))
 
     # -- top level --------------------------------------------------------
     def run(self, overrides: dict[str, Any]) -> Spec | None:
@@ -226,7 +232,7 @@ class _Validator:
             items = [self.item(str(i), x, path + (i,), self.src.loc(path + (i,))) for i, x in enumerate(raw)]
             return SeqLayer(tuple(i for i in items if i), self.src.loc(path), named=False)
         if isinstance(raw, dict):
-            if any(k in CONSTRUCT_KEYS for k in raw):
+            if _is_construct(raw):
                 return self.construct(raw, path)
             if not raw:
                 self.diags.error("empty", "an empty mapping is not a layer", loc=self.src.loc(path))
@@ -323,6 +329,40 @@ class _Validator:
                              loc=self.src.key_loc(path), hint=f"rename it, e.g. '{name}_'")
             return False
         return True
+
+
+def _is_construct(raw: dict) -> bool:
+    """A mapping is a construct if it has body/concat/add and no other keys but construct keys.
+
+    So a sequence may name a layer `repeat` or `add` (as timm does). A key that is a
+    near-miss of a construct key (`repeats`) still makes a construct, so that the typo
+    is reported as an unknown key with a suggestion.
+    """
+    if not any(k in ("body", "concat", "add") for k in raw):
+        return False
+    others = [k for k in raw if k not in CONSTRUCT_KEYS]
+    return all(difflib.get_close_matches(k, CONSTRUCT_KEYS, n=1, cutoff=0.75) for k in others)
+
+
+def _data_path(raw: Any, loc: tuple, keep_last: bool) -> YamlPath:
+    """The part of a pydantic error location that indexes into the data (union member tags dropped)."""
+    out: list[str | int] = []
+    cur = raw
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            cur = cur[part]
+        elif not (keep_last and i == len(loc) - 1):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _get(raw: Any, path: YamlPath) -> Any:
+    for part in path:
+        raw = raw[part]
+    return raw
 
 
 def _dict(raw: Any) -> list[tuple[str, Any]]:
