@@ -37,7 +37,11 @@ class Source:
     key_locs: dict[YamlPath, Location] = field(default_factory=dict)
     quoted: dict[YamlPath, bool] = field(default_factory=dict)
     flow: set[YamlPath] = field(default_factory=set)
-    """Paths of sequences written in flow style, `[a, b]`, where every comma splits an item."""
+    """Paths of collections written in flow style, `[a, b]` or `{a: b}`, where every comma splits an item."""
+
+    def in_flow(self, path: YamlPath) -> bool:
+        """Whether the value at `path` sits inside a flow collection."""
+        return any(tuple(path[:i]) in self.flow for i in range(len(path)))
 
     def loc(self, path: YamlPath) -> Location:
         """Location of the value at `path`, or of its nearest written ancestor."""
@@ -149,6 +153,8 @@ class _Walker:
         self.source.locs[path] = _loc(self.source.file, node.start_mark)
         if isinstance(node, yaml.MappingNode):
             self._check_tag(node, _TAG + "map")
+            if node.flow_style:
+                self.source.flow.add(path)
             return self.mapping(node, path, depth)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, _TAG + "seq")

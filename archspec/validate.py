@@ -243,7 +243,7 @@ class _Validator:
                 items.append(self.item(name, x, path + (name,), self.src.key_loc(path + (name,))))
             return SeqLayer(tuple(i for i in items if i), self.src.loc(path), named=True)
         self.diags.error("wrong-type", "expected a layer: a call such as conv(64, 3), a list or a mapping",
-                         loc=self.src.loc(path), path=_dotted(path), found=_short(raw))
+                         loc=self.src.loc(path), path=_dotted(path), found=_short(raw), hint=self.flow_hint(path))
         return None
 
     def item(self, name: str, raw: Any, path: YamlPath, loc: Any) -> Item | None:
@@ -254,11 +254,8 @@ class _Validator:
         try:
             call = parse_call(raw)
         except ExprError as exc:
-            hint = exc.hint
-            if path[:-1] in self.src.flow:
-                hint = "inside a flow list [...] every comma splits an item: write the layers one per line (- item)"
             self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, exc.pos), path=_dotted(path),
-                             hint=hint, span=exc.span)
+                             hint=self.flow_hint(path) or exc.hint, span=exc.span)
             return None
         return CallLayer(call, self.src.loc(path), self.src.quoted.get(path, False))
 
@@ -319,10 +316,17 @@ class _Validator:
                              loc=self.src.loc(path), expected="a name such as inception4a or a path such as a/b")
         return RefText(text, self.src.loc(path))
 
+    def flow_hint(self, path: YamlPath) -> str | None:
+        if not self.src.in_flow(path):
+            return None
+        return ("inside [...] or {...} every comma splits an item: quote the call, \"cbr(64, 3)\", "
+                "or write it on its own line")
+
     def name_ok(self, name: str, path: YamlPath, what: str = "node") -> bool:
         if not NAME.match(name):
             self.diags.error("bad-name", f"{what} name '{name}' is not a plain name", loc=self.src.key_loc(path),
-                             expected="letters, digits and _, not starting with a digit", found=name)
+                             expected="letters, digits and _, not starting with a digit", found=name,
+                             hint=self.flow_hint(path))
             return False
         if what != "block" and what != "parameter" and name in RESERVED_NAMES:
             self.diags.error("reserved-name", f"'{name}' is reserved and cannot name a {what}",
