@@ -27,6 +27,7 @@ class CheckResult:
     typed: TypedGraph | None = None
     seconds: float = 0.0
     smallest_input: tuple[int, int] | None = None
+    smallest_inference: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -43,6 +44,8 @@ class CheckResult:
                         outputs={k: list(v) for k, v in t.output_shapes().items()})
         if self.smallest_input is not None:
             data["min_input"] = list(self.smallest_input)
+        if self.smallest_inference is not None:
+            data["min_input_inference"] = list(self.smallest_inference)
         return data
 
 
@@ -57,7 +60,9 @@ def check_file(path: str | Path, overrides: dict[str, Any] | None = None,
         result.typed = compile(spec)
         result.diagnostics += check_expect(result.typed)
         if want_min_input:
-            result.smallest_input = min_input(result.typed.graph, result.typed.input_shape)
+            graph, shape = result.typed.graph, result.typed.input_shape
+            result.smallest_input = min_input(graph, shape)
+            result.smallest_inference = min_input(graph, shape, inference=True)
     except SpecError as exc:
         result.diagnostics += exc.diagnostics
         result.sources.update(exc.sources)

@@ -71,10 +71,11 @@ def infer(graph: Graph, input_shape: Shape | None = None) -> TypedGraph:
     return TypedGraph(graph, shape, info)
 
 
-def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None) -> dict[str, NodeInfo]:
+def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
+         names: list[str] | None = None) -> dict[str, NodeInfo]:
     net = graph.net
     info: dict[str, NodeInfo] = {INPUT: NodeInfo(input_shape, 0, 0)}
-    for name in graph.order:
+    for name in names or graph.order:
         if name == INPUT:
             continue
         node = net.nodes[name]
@@ -100,27 +101,38 @@ def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_sh
         return
     hint = exc.hint
     if exc.code == "input-too-small":
-        smallest = min_input(graph, input_shape)
-        given = "×".join(str(d) for d in input_shape[1:])
-        hint = (f"the smallest input this network accepts is {smallest[0]}×{smallest[1]} (given {given})"
-                if smallest else f"no input up to {MAX_MIN_INPUT}×{MAX_MIN_INPUT} works for this network")
+        hint = _smallest_hint(graph, input_shape)
     notes = [(node.origin, f"{node.op} written here")] if node.origin and node.origin != node.loc else []
     found = exc.found if exc.found is not None else ", ".join(fmt_shape(s) for s in ins)
     diags.error(exc.code, exc.message, loc=node.loc, path=name, expected=exc.expected, found=found, hint=hint,
                 notes=notes)
 
 
-def min_input(graph: Graph, input_shape: Shape | None = None) -> tuple[int, int] | None:
+def _smallest_hint(graph: Graph, input_shape: Shape) -> str:
+    given = "×".join(str(d) for d in input_shape[1:])
+    smallest = min_input(graph, input_shape)
+    if smallest is None:
+        return f"no input up to {MAX_MIN_INPUT}×{MAX_MIN_INPUT} works for this network"
+    hint = f"the smallest input this network accepts is {smallest[0]}×{smallest[1]} (given {given})"
+    at_inference = min_input(graph, input_shape, inference=True)
+    if at_inference is not None and at_inference != smallest:
+        hint += f"; without its training-only heads, {at_inference[0]}×{at_inference[1]}"
+    return hint
+
+
+def min_input(graph: Graph, input_shape: Shape | None = None, inference: bool = False) -> tuple[int, int] | None:
     """The smallest square H×W for which every shape rule holds, or None below MAX_MIN_INPUT.
 
+    With `inference=True` only the inference graph counts (training-only heads,
+    such as an auxiliary classifier that needs a larger map, are left out).
     Sizes are tried upward from 1, so a network that is valid at some sizes and
     not at others (strides that disagree between branches) is handled exactly.
     """
     shape = tuple(input_shape or graph.net.input_shape)
     if len(shape) != 3:
         return None
-    wanted = len(graph.order)
+    names = graph.eval_nodes() if inference else graph.order
     for size in range(1, MAX_MIN_INPUT + 1):
-        if len(_run(graph, (shape[0], size, size), None)) == wanted:
+        if len(_run(graph, (shape[0], size, size), None, names)) == len(names):
             return (size, size)
     return None

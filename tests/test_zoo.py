@@ -1,0 +1,57 @@
+"""Every spec in specs/: checks, builds, runs, and agrees with torch on shapes, counts and the smallest input.
+
+The parity tests against the reference implementations live in tests/zoo/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archspec
+from archspec.backends.torch_fx import build_module
+from archspec.deep import deep_check
+from archspec.infer import min_input
+
+SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
+
+
+@pytest.fixture(scope="module", params=SPECS, ids=lambda p: p.stem)
+def checked(request):
+    result = archspec.check_file(request.param)
+    assert result.ok, "\n".join(d.render(result.sources) for d in result.diagnostics)
+    return result.typed
+
+
+def test_shapes_of_every_node_equal_torch_on_meta(checked):
+    report = deep_check(checked)
+    assert report.ok, [d.headline() for d in report.diagnostics]
+    assert report.checked["train"] >= report.checked["eval"] > 0
+
+
+def test_param_counts_and_outputs_equal_the_built_module(checked):
+    model = build_module(checked, device="meta")
+    heads = [h for h, info in checked.net.heads.items() if info.train_only]
+    assert sum(p.numel() for p in model.parameters()) == checked.total("params")
+    inference = sum(p.numel() for n, p in model.named_parameters() if n.split(".")[0] not in heads)
+    assert inference == checked.total("params", inference=True)
+    x = torch.empty((2, *checked.input_shape), device="meta")
+    out = model.eval()(x)
+    outputs = checked.output_shapes()
+    assert tuple(out.shape[1:]) == outputs["main"]
+    if heads:
+        trained = model.train()(x)
+        assert {k: tuple(v.shape[1:]) for k, v in trained.items()} == outputs
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_smallest_input_works_in_torch_and_one_less_fails(checked, mode):
+    smallest = min_input(checked.graph, checked.input_shape, inference=mode == "eval")
+    assert smallest is not None
+    model = build_module(checked, device="meta").train(mode == "train")
+    channels = checked.input_shape[0]
+    model(torch.empty(2, channels, *smallest, device="meta"))
+    with pytest.raises(RuntimeError):
+        model(torch.empty(2, channels, smallest[0] - 1, smallest[1] - 1, device="meta"))
