@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from ..errors import SpecError
 from . import SET, fail, main, parse_sets
+
+FORMATS = (".svg", ".png", ".pdf", ".dot")  # kept equal to archspec.draw.FORMATS (tested)
 
 
 @main.command()
@@ -15,11 +18,17 @@ from . import SET, fail, main, parse_sets
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output file: .svg, .png, .pdf or .dot (.dot needs no graphviz binary).")
 @SET
-@click.option("--depth", type=int, default=None, help="Collapse blocks nested deeper than this into one box.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Levels of blocks to open: 1 draws each top-level block as one box. Default: every op.")
+@click.option("--focus", metavar="BLOCK", default=None, help="Draw only this block instance or head, e.g. inception3a.")
 @click.option("--heads/--no-heads", default=True, show_default=True, help="Draw auxiliary heads.")
 @click.option("--lr", is_flag=True, help="Lay out left to right instead of top to bottom.")
-def draw(spec: str, output: str, sets: tuple[str, ...], depth: int | None, heads: bool, lr: bool) -> None:
+def draw(spec: str, output: str, sets: tuple[str, ...], depth: int | None, focus: str | None, heads: bool,
+         lr: bool) -> None:
     """Draw SPEC as a graphviz diagram, one cluster per block instance."""
+    if Path(output).suffix.lower() not in FORMATS:
+        raise click.BadParameter(f"unknown format '{Path(output).suffix or output}'; "
+                                 "write .svg, .png, .pdf or .dot", param_hint="-o")
     from .. import pipeline
     from ..draw import DrawError, render
 
@@ -29,10 +38,8 @@ def draw(spec: str, output: str, sets: tuple[str, ...], depth: int | None, heads
         fail(exc)
         return
     try:
-        render(typed, output, depth=depth, heads=heads, rankdir="LR" if lr else "TB")
+        render(typed, output, depth=depth, heads=heads, rankdir="LR" if lr else "TB", focus=focus)
     except DrawError as exc:
         click.echo(f"error[draw]: {exc}", err=True)
         sys.exit(1)
     click.echo(f"wrote {output}")
-
-
