@@ -147,7 +147,7 @@ def did_you_mean(name: str, candidates: list[str] | set[str] | dict) -> str | No
     """A 'did you mean ...?' hint from the closest candidate names, or None."""
     import difflib
 
-    close = difflib.get_close_matches(name, sorted(candidates), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, sorted(set(candidates)), n=3, cutoff=0.6)
     if not close:
         return None
     return "did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
