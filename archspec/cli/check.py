@@ -18,7 +18,9 @@ from . import SET, main, parse_sets
 @SET
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document for all specs.")
 @click.option("--min-input", is_flag=True, help="Also compute the smallest input H×W each spec accepts.")
-def check(paths: tuple[str, ...], sets: tuple[str, ...], as_json: bool, min_input: bool) -> None:
+@click.option("--deep", is_flag=True, help="Also build each spec on the meta device and confirm every node's shape "
+              "against torch, in eval and training mode (imports torch; no memory allocated).")
+def check(paths: tuple[str, ...], sets: tuple[str, ...], as_json: bool, min_input: bool, deep: bool) -> None:
     """Validate every *.yaml spec under PATHS (default: specs/) and its expect: block."""
     from ..check import check_file, collect
 
@@ -30,6 +32,8 @@ def check(paths: tuple[str, ...], sets: tuple[str, ...], as_json: bool, min_inpu
         raise click.BadParameter("no *.yaml specs found", param_hint="PATHS")
     t0 = time.perf_counter()
     results = [check_file(f, overrides, want_min_input=min_input) for f in files]
+    if deep:
+        _deep(results)
     elapsed = time.perf_counter() - t0
     failed = [r for r in results if not r.ok]
     if as_json:
@@ -47,8 +51,10 @@ def _print_check(r: Any, min_input: bool) -> None:
         t = r.typed
         extra = ""
         if min_input:
-            m = r.smallest_input
+            m, mi = r.smallest_input, r.smallest_inference
             extra = f"  min input {m[0]}×{m[1]}" if m else "  no valid input"
+            if m and mi and mi != m:
+                extra += f" ({mi[0]}×{mi[1]} at inference)"
         click.echo(f"ok    {r.file}  {r.name}: {t.total('params'):,} params, "
                    f"{t.total('macs', inference=True):,} MACs{extra}")
     else:
@@ -57,3 +63,10 @@ def _print_check(r: Any, min_input: bool) -> None:
         click.echo(SpecError(r.diagnostics, r.sources).render() + "\n", err=True)
 
 
+def _deep(results: list[Any]) -> None:
+    """Add the deep check's diagnostics to every result that passed the torch-free check."""
+    from ..deep import deep_check
+
+    for r in results:
+        if r.ok and r.typed is not None:
+            r.diagnostics += deep_check(r.typed).diagnostics

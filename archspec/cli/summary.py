@@ -1,0 +1,103 @@
+"""`archspec summary`: per-layer and paper-style tables of a spec, torch-free."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import sys
+from typing import Any
+
+import click
+
+from ..errors import SpecError
+from . import SET, fail, main, parse_sets
+
+FORMATS = ("json", "csv", "markdown")
+
+
+def format_options(fn: Any) -> Any:
+    """--json / --csv / --markdown, at most one of them."""
+    for name, text in reversed(list(zip(FORMATS, ("JSON", "CSV", "Markdown"), strict=True))):
+        fn = click.option(f"--{name}", name, is_flag=True, help=f"Print {text} instead of a terminal table.")(fn)
+    return fn
+
+
+def chosen_format(**flags: bool) -> str:
+    picked = [f for f in FORMATS if flags.get(f)]
+    if len(picked) > 1:
+        raise click.UsageError(f"choose one output format, not {' and '.join('--' + p for p in picked)}")
+    return picked[0] if picked else "terminal"
+
+
+def emit(table: Any, fmt: str) -> None:
+    """Print a `summary.Table` as a terminal table (rich), JSON, CSV or Markdown."""
+    if fmt == "json":
+        click.echo(json.dumps(table.to_json(), indent=2, ensure_ascii=False))
+    elif fmt == "csv":
+        click.echo(table.to_csv(), nl=False)
+    elif fmt == "markdown":
+        click.echo(table.to_markdown(), nl=False)
+    else:
+        print_rich(table)
+
+
+def print_rich(table: Any) -> None:
+    """The table with rich; block rows bold, training-only rows dim, notes below."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
+    tty = sys.stdout.isatty()
+    buf = io.StringIO()
+    width = shutil.get_terminal_size().columns if tty else 10_000  # piped: natural width, never truncated
+    console = Console(file=buf, width=width, force_terminal=tty, highlight=False)
+    rt = RichTable(title=Text(table.title), box=box.SIMPLE_HEAD, title_justify="left", pad_edge=False)
+    for c in table.columns:
+        rt.add_column(c.title, justify="right" if c.numeric else "left", no_wrap=c.numeric, overflow="fold")
+    last = len(table.rows) - 1
+    for i, r in enumerate(table.rows):
+        rt.add_row(*map(Text, _indent(table, r)), style=_style(r), end_section=i == last and bool(table.total_rows))
+    for r in table.total_rows:
+        rt.add_row(*map(Text, table.cells(r)), style="bold")
+    console.print(rt)
+    for note in table.notes:
+        console.print(Text(f"  {note}"), soft_wrap=True)
+    click.echo("\n".join(line.rstrip() for line in buf.getvalue().splitlines()))
+
+
+def _indent(table: Any, row: dict[str, Any]) -> list[str]:
+    cells = table.cells(row)
+    if table.indent_key and row.get(table.indent_key):
+        cells[0] = "  " * (row[table.indent_key] - 1) + cells[0]
+    return cells
+
+
+def _style(row: dict[str, Any]) -> str:
+    if row.get("train_only"):
+        return "dim"
+    return "bold" if row.get("kind") not in (None, "op") else ""
+
+
+@main.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@SET
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Show scopes nested deeper than N collapsed into their block's row.")
+@click.option("--paper", is_flag=True, help="One row per block instance with its widths, as papers print them.")
+@format_options
+def summary(spec: str, sets: tuple[str, ...], depth: int | None, paper: bool, **flags: bool) -> None:
+    """Per-layer table of SPEC: output shapes, params and MACs, blocks rolled up, totals."""
+    from .. import pipeline
+    from ..summary import layer_table, paper_table
+
+    fmt = chosen_format(**flags)
+    if paper and depth is not None:
+        raise click.UsageError("--depth applies to the per-layer table, not to --paper")
+    try:
+        typed = pipeline.compile(spec, **parse_sets(sets))
+    except SpecError as exc:
+        fail(exc)
+        return
+    emit(paper_table(typed) if paper else layer_table(typed, depth), fmt)
