@@ -18,7 +18,7 @@ from .errors import Diagnostics, Location, did_you_mean
 from .expr import ExprError, Name, evaluate
 from .ir import INPUT, HeadInfo, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
 from .ops import REGISTRY, Op
-from .spec import BlockDef, CallLayer, Construct, Layer, SeqLayer, Spec
+from .spec import BlockDef, CallLayer, Construct, HeadDef, Layer, SeqLayer, Spec
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
@@ -61,6 +61,8 @@ class _Expander:
             outputs["main"] = main
         heads = {}
         for name, head in spec.heads.items():
+            if not self.head_wanted(head):
+                continue
             if name in self.scopes or name in self.nodes:
                 self.diags.error("duplicate-name", f"head '{name}' has the name of a node of the main network",
                                  loc=head.loc, hint="give the head another name")
@@ -74,6 +76,18 @@ class _Expander:
             heads[name] = HeadInfo(name, head.train_only, head.loss_weight, head.loc)
         self.head, self.train_only = None, False
         return Network(spec.name, spec.file, spec.input, self.nodes, self.scopes, outputs, heads, sources, spec)
+
+    def head_wanted(self, head: HeadDef) -> bool:
+        """Evaluate a head's `when:`; a head without one is always built."""
+        if head.when is None:
+            return True
+        value = self.eval(head.when, self.spec.vars, lambda off: head.loc)
+        if not isinstance(value, bool):
+            if value is not _FAILED:
+                self.diags.error("wrong-type", f"`when:` of head '{head.name}' must be true or false",
+                                 loc=head.loc, found=repr(value), hint="e.g. when: $aux_logits")
+            return False
+        return value
 
     # -- structure --------------------------------------------------------
     def scope(self, path: str, kind: ScopeKind, loc: Location | None, **kw: Any) -> Scope:

@@ -58,10 +58,12 @@ def check_expect(typed: TypedGraph) -> list[Diagnostic]:
                                   hint=did_you_mean(name, list(typed.net.scopes) + list(typed.net.nodes))))
         elif tuple(want) != typed.shape(node):
             fail(("shapes", name), f"output shape of '{name}'", want, typed.shape(node), _shape)
-    if exp.min_input is not None:
-        got = min_input(typed.graph, typed.input_shape)
-        if got != tuple(exp.min_input):
-            fail(("min_input",), "smallest input", exp.min_input, got, _shape)
+    for key, inference in (("min_input", False), ("min_input_inference", True)):
+        want = getattr(exp, key)
+        if want is not None:
+            got = min_input(typed.graph, typed.input_shape, inference=inference)
+            if got != tuple(want):
+                fail((key,), "smallest input" + (" at inference" if inference else ""), want, got, _shape)
     return out
 
 

@@ -101,7 +101,7 @@ def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_sh
         return
     hint = exc.hint
     if exc.code == "input-too-small":
-        hint = _smallest_hint(graph, input_shape)
+        hint = _smallest_hint(graph, input_shape) + _head_switch(graph, node.head)
     notes = [(node.origin, f"{node.op} written here")] if node.origin and node.origin != node.loc else []
     found = exc.found if exc.found is not None else ", ".join(fmt_shape(s) for s in ins)
     diags.error(exc.code, exc.message, loc=node.loc, path=name, expected=exc.expected, found=found, hint=hint,
@@ -118,6 +118,14 @@ def _smallest_hint(graph: Graph, input_shape: Shape) -> str:
     if at_inference is not None and at_inference != smallest:
         hint += f"; without its training-only heads, {at_inference[0]}×{at_inference[1]}"
     return hint
+
+
+def _head_switch(graph: Graph, head: str | None) -> str:
+    """How to leave out the head a failing node belongs to, if its `when:` is a plain variable."""
+    spec = graph.net.spec
+    when = spec.heads[head].when if spec is not None and head in spec.heads else None
+    name = getattr(when, "name", None)
+    return f" (`--set {name}=false` leaves out head '{head}')" if name else ""
 
 
 def min_input(graph: Graph, input_shape: Shape | None = None, inference: bool = False) -> tuple[int, int] | None:

@@ -46,7 +46,9 @@ class ExpectModel(_Strict):
     outputs: dict[str, ShapeList] | None = Field(None, description="shapes of head outputs by head name")
     shapes: dict[str, ShapeList] | None = Field(None, description="output shapes of named nodes")
     min_input: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None = Field(
-        None, description="smallest input H×W the network accepts")
+        None, description="smallest input H×W the network accepts, training-only heads included")
+    min_input_inference: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None = (
+        Field(None, description="smallest input H×W of the inference graph"))
 
 
 class SpecModel(_Strict):
@@ -87,11 +89,13 @@ class HeadModel(ConstructModel):
 
     train_only: StrictBool = False
     loss_weight: StrictInt | StrictFloat = 1.0
+    when: StrictBool | StrictStr | None = Field(
+        None, description="an expression over vars; the head exists only where it is true (e.g. $aux_logits)")
 
 
 CONSTRUCT_KEYS = ("body", "concat", "add", "from", "repeat")
 BLOCK_ONLY_KEYS = ("params", "doc", "columns")
-HEAD_ONLY_KEYS = ("train_only", "loss_weight")
+HEAD_ONLY_KEYS = ("train_only", "loss_weight", "when")
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ class HeadDef:
     train_only: bool
     loss_weight: float
     loc: Location
+    when: Expr | None = None
 
 
 @dataclass

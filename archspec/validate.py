@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import Diagnostics, did_you_mean
-from .expr import ExprError, evaluate, parse_call, parse_expr, parse_param
+from .expr import ExprError, Lit, evaluate, parse_call, parse_expr, parse_param
 from .load import Source, YamlPath
 from .ops import REGISTRY
 from .spec import (
@@ -219,7 +219,10 @@ class _Validator:
                              loc=self.src.key_loc(path), hint="e.g. from: inception4a")
         if not isinstance(model, HeadModel) or construct is None:
             return None
-        return HeadDef(name, construct, model.train_only, float(model.loss_weight), self.src.key_loc(path))
+        when = None
+        if model.when is not None:
+            when = self.repeat(model.when, path + ("when",)) if isinstance(model.when, str) else Lit(0, model.when)
+        return HeadDef(name, construct, model.train_only, float(model.loss_weight), self.src.key_loc(path), when)
 
     # -- layers -----------------------------------------------------------
     def layer(self, raw: Any, path: YamlPath) -> Layer | None:
@@ -304,6 +307,7 @@ class _Validator:
         return tuple(i for i in items if i)
 
     def repeat(self, raw: int | str, path: YamlPath) -> Any:
+        """Parse an expression-valued key (`repeat:`, `when:`)."""
         try:
             return parse_expr(str(raw))
         except ExprError as exc:

@@ -74,6 +74,17 @@ def test_heads_are_marked_training_only():
     assert n.output_names(training=False) == ["main"] and n.output_names(training=True) == ["main", "h"]
 
 
+def test_head_when_leaves_a_head_out():
+    text = ("vars: {aux: true}\nbody:\n  a: cbr(4)\nheads:\n  h: {from: a, when: $aux, train_only: true,"
+            " body: global_avgpool}\n")
+    assert "h" in net(text).heads
+    off = net(text, aux=False)
+    assert "h" not in off.heads and "h" not in off.nodes and list(off.outputs) == ["main"]
+    with pytest.raises(SpecError) as info:
+        net(text, aux=3)
+    assert [d.code for d in info.value.diagnostics] == ["wrong-type"]
+
+
 def test_head_name_clash_with_body():
     with pytest.raises(SpecError) as info:
         net("body:\n  a: cbr(4)\nheads:\n  a: {from: a, body: relu}\n")

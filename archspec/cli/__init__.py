@@ -1,8 +1,10 @@
 """The `archspec` command: a thin shell over the Python API.
 
-    archspec build SPEC [--set k=v ...] [-o FILE] [--device DEV]
-    archspec check [PATH ...] [--set k=v ...] [--json] [--min-input]
-    archspec draw  SPEC -o FILE [--depth N] [--no-heads] [--lr]
+    archspec build   SPEC [--set k=v ...] [-o FILE] [--device DEV]
+    archspec check   [PATH ...] [--set k=v ...] [--json] [--min-input] [--deep]
+    archspec draw    SPEC -o FILE [--depth N] [--focus BLOCK] [--no-heads] [--lr]
+    archspec summary SPEC [--depth N] [--paper] [--json | --csv | --markdown]
+    archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all]
 
 Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error.
 Only `build` imports torch.

@@ -70,6 +70,20 @@ def test_googlenet_training_outputs_equal_torchvision_with_aux_heads(googlenet_p
                                ref_copy.state_dict()["inception4a.branch1.bn.running_mean"], atol=1e-6, rtol=0)
 
 
+def test_googlenet_without_aux_heads_equals_torchvision_aux_logits_false():
+    torchvision = pytest.importorskip("torchvision")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True).eval()
+    model = archspec.build(GOOGLENET, aux_logits=False).eval()
+    model.load_state_dict(ref.state_dict(), strict=True)
+    assert sum(p.numel() for p in model.parameters()) == 6_624_904
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x), atol=1e-5, rtol=0)
+    assert isinstance(model.train()(x), torch.Tensor)  # no training-only heads left: a tensor in both modes
+
+
 def test_googlenet_param_counts_equal_the_analysis(googlenet_pair):
     _, model = googlenet_pair
     typed = archspec.compile(GOOGLENET)

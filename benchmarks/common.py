@@ -1,0 +1,59 @@
+"""Shared helpers for the benchmarks: reference constructors and a median timer."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+def _torchvision(name: str, **kw: Any) -> Callable[[], torch.nn.Module]:
+    def make() -> torch.nn.Module:
+        import torchvision
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return getattr(torchvision.models, name)(weights=None, init_weights=True, transform_input=False, **kw)
+    return make
+
+
+def _timm(name: str) -> Callable[[], torch.nn.Module]:
+    def make() -> torch.nn.Module:
+        import timm
+
+        return timm.create_model(name, pretrained=False)
+    return make
+
+
+# spec name -> (reference label, constructor, input size)
+REFERENCES: dict[str, tuple[str, Callable[[], torch.nn.Module], int]] = {
+    "googlenet": ("torchvision googlenet", _torchvision("googlenet", aux_logits=True), 224),
+    "inception_v3": ("torchvision inception_v3", _torchvision("inception_v3", aux_logits=True), 299),
+    "inception_v4": ("timm inception_v4", _timm("inception_v4"), 299),
+    "inception_resnet_v2": ("timm inception_resnet_v2", _timm("inception_resnet_v2"), 299),
+}
+
+
+def median_seconds(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> float:
+    """Median wall time of `fn()` over `repeat` runs after `warmup` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join("---" for _ in headers) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
