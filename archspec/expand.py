@@ -209,7 +209,7 @@ class _Expander:
             extra = args[len(fields)]
             self.diags.error("too-many-arguments", f"{op.name}() takes at most {len(fields)} positional "
                              f"argument{'s' if len(fields) != 1 else ''}", loc=layer.loc_at(extra.pos), path=path,
-                             expected=_signature(op), found=f"{len(args)} arguments")
+                             expected=op.signature(), found=f"{len(args)} arguments")
             return None
         values: dict[str, Any] = {}
         where: dict[str, int] = {}
@@ -227,14 +227,14 @@ class _Expander:
                 loc = layer.loc_at(where.get(key, call.pos))
                 if err["type"] == "extra_forbidden":
                     self.diags.error("unknown-argument", f"{op.name}() has no argument '{key}'", loc=loc,
-                                     path=path, expected=_signature(op), span=len(key),
-                                     hint=did_you_mean(key, _arg_names(op)))
+                                     path=path, expected=op.signature(), span=len(key),
+                                     hint=did_you_mean(key, op.arg_names()))
                 elif err["type"] == "missing":
                     self.diags.error("missing-argument", f"{op.name}() needs argument '{key}'", loc=loc,
-                                     path=path, expected=_signature(op))
+                                     path=path, expected=op.signature())
                 else:
                     self.diags.error("bad-argument", f"{op.name}() argument '{key}': {err['msg'].lower()}",
-                                     loc=loc, path=path, found=repr(err.get("input")), expected=_signature(op))
+                                     loc=loc, path=path, found=repr(err.get("input")), expected=op.signature())
             return None
 
     def instance(self, block: BlockDef, layer: CallLayer, path: str, inp: Input, env: dict,
@@ -334,26 +334,4 @@ _FAILED = object()
 def _defined(block: BlockDef) -> list[tuple[Location, str]]:
     return [(block.loc, f"'{block.name}' is defined here")]
 
-
-def _signature(op: Op) -> str:
-    parts = []
-    for name, field in op.attrs.model_fields.items():
-        parts.append(name if field.is_required() else f"{name}={_default(field.default)}")
-    return f"{op.name}({', '.join(parts)})"
-
-
-def _default(v: Any) -> str:
-    if isinstance(v, tuple) and len(v) == 2 and v[0] == v[1]:
-        v = v[0]
-    if isinstance(v, bool) or v is None:
-        return {True: "true", False: "false", None: "null"}[v]
-    return str(v)
-
-
-def _arg_names(op: Op) -> list[str]:
-    names = list(op.attrs.model_fields)
-    for field in op.attrs.model_fields.values():
-        choices = getattr(field.validation_alias, "choices", None) or []
-        names += [c for c in choices if isinstance(c, str)]
-    return names
 

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from .infer import TypedGraph
 from .ir import INPUT, Scope
 from .ops import REGISTRY
-from .ops.common import fmt_pair, fmt_shape
+from .ops.common import fmt_shape, fmt_window
 
 BYTES_PER_ELEMENT = 4  # float32
 WEIGHT_KINDS = ("conv", "linear")
@@ -312,8 +312,7 @@ def patch(typed: TypedGraph, names: list[str]) -> str:
     k = getattr(node.attrs, "k", None)
     if k is None:
         return ""
-    s = getattr(node.attrs, "s", None) or k
-    return f"{k[0]}×{k[1]}/{fmt_pair(s)}"
+    return fmt_window(k, getattr(node.attrs, "s", None) or k)
 
 
 def paper_size(shape: tuple[int, ...]) -> str:

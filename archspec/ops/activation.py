@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from typing import Literal
 
+from .common import same_shape
 from .registry import IDENTITY, Attrs, FunctionCall, NoAttrs, Op, Shape, register
 
 KINDS = ("relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish", "identity")
-
-
-def _same(a: object, ins: list[Shape]) -> Shape:
-    return ins[0]
 
 
 def _function(kind: str) -> FunctionCall:
@@ -26,7 +23,7 @@ def _function(kind: str) -> FunctionCall:
 
 for _kind in KINDS:
     register(Op(
-        name=_kind, attrs=NoAttrs, infer=_same, kind="act", label=lambda a, k=_kind: k,
+        name=_kind, attrs=NoAttrs, infer=same_shape, kind="act", label=lambda a, k=_kind: k,
         emit=lambda a, ins, k=_kind: _function(k),
         doc="Passes its input through unchanged." if _kind == "identity" else f"Element-wise {_kind}.",
     ))
@@ -37,7 +34,7 @@ class ActAttrs(Attrs):
 
 
 register(Op(
-    name="act", attrs=ActAttrs, infer=_same, kind="act", label=lambda a: a.kind,
+    name="act", attrs=ActAttrs, infer=same_shape, kind="act", label=lambda a: a.kind,
     emit=lambda a, ins: _function(a.kind),
     doc="An activation chosen by name, for blocks that take it as a parameter: "
         f"`act($act)` with one of {', '.join(KINDS)}.",
@@ -55,6 +52,6 @@ def _leaky_emit(a: LeakyAttrs, ins: list[Shape]) -> FunctionCall:
 
 
 register(Op(
-    name="leaky_relu", attrs=LeakyAttrs, infer=_same, kind="act", emit=_leaky_emit,
+    name="leaky_relu", attrs=LeakyAttrs, infer=same_shape, kind="act", emit=_leaky_emit,
     label=lambda a: f"leaky_relu {a.slope:g}", doc="Leaky ReLU with negative slope `slope`.",
 ))

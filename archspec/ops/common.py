@@ -34,10 +34,20 @@ NonNegPair = Annotated[tuple[NonNeg, NonNeg], BeforeValidator(to_pair)]
 Padding = Annotated[tuple[NonNeg, NonNeg] | Literal["same", "valid"], BeforeValidator(to_pair)]
 
 
+def same_shape(a: object, ins: list[Shape]) -> Shape:
+    """Any shape → the same shape."""
+    return ins[0]
+
+
 def fmt_shape(shape: Shape | None) -> str:
     if shape is None:
         return "?"
     return "×".join(str(d) for d in shape)
+
+
+def fmt_window(k: tuple[int, int], s: tuple[int, int]) -> str:
+    """A kernel and stride as papers print them: `3×3/2`, `1×7/1`."""
+    return f"{k[0]}×{k[1]}/{fmt_pair(s)}"
 
 
 def fmt_pair(p: tuple[int, int], sep: str = "×") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import AliasChoices, Field
 
-from .common import Padding, Pos, PosPair, check_spatial, conv_size, fmt_pair, need_chw
+from .common import Padding, Pos, PosPair, check_spatial, conv_size, fmt_pair, fmt_window, need_chw
 from .registry import Attrs, Op, Shape, ShapeError, register
 
 
@@ -28,6 +28,8 @@ def _padding(a: ConvAttrs) -> tuple[int, int] | None:
 
 
 def _infer(a: ConvAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → out×H′×W′ with H′ = ⌊(H + 2p − d·(k − 1) − 1) / s⌋ + 1, and likewise W′; `same` keeps H×W.
+    Refuses an output below 1×1, `same` with a stride, and `groups` that does not divide both C and `out`."""
     c, h, w = need_chw("conv", ins[0])
     if c % a.groups or a.out % a.groups:
         raise ShapeError(f"conv groups={a.groups} must divide both channel counts",
@@ -43,7 +45,7 @@ def _infer(a: ConvAttrs, ins: list[Shape]) -> Shape:
     else:
         out_hw = (conv_size(h, a.k[0], a.s[0], pad[0], a.d[0]),
                   conv_size(w, a.k[1], a.s[1], pad[1], a.d[1]))
-    check_spatial("conv", (h, w), out_hw, f"{fmt_pair(a.k)} s{fmt_pair(a.s)} p{_pad_text(a)}")
+    check_spatial("conv", (h, w), out_hw, f"{fmt_window(a.k, a.s)} p{_pad_text(a)}")
     return (a.out, out_hw[0], out_hw[1])
 
 
@@ -73,7 +75,7 @@ def _emit(a: ConvAttrs, ins: list[Shape]):
 
 def _label(a: ConvAttrs) -> str:
     extra = "" if a.groups == 1 else f" g{a.groups}"
-    return f"conv {fmt_pair(a.k)}/{fmt_pair(a.s)}, {a.out}{extra}"
+    return f"conv {fmt_window(a.k, a.s)}, {a.out}{extra}"
 
 
 register(Op(

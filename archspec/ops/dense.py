@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AliasChoices, Field
 
-from .common import Pos, fmt_shape
+from .common import Pos, fmt_shape, same_shape
 from .registry import IDENTITY, Attrs, FunctionCall, NoAttrs, Op, Shape, ShapeError, register
 
 
@@ -16,6 +16,7 @@ class LinearAttrs(Attrs):
 
 
 def _linear_infer(a: LinearAttrs, ins: list[Shape]) -> Shape:
+    """F → `out`. Refuses an input that is not flat (put `flatten` first)."""
     if len(ins[0]) != 1:
         raise ShapeError("linear needs a flat input", expected="F (one dimension)",
                          found=fmt_shape(ins[0]), hint="add `flatten` before the linear layer")
@@ -38,6 +39,7 @@ register(Op(
 
 
 def _flatten_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C·H·W; a flat F stays F."""
     n = 1
     for d in ins[0]:
         n *= d
@@ -67,7 +69,7 @@ def _dropout_emit(a: DropoutAttrs, ins: list[Shape]):
 
 
 register(Op(
-    name="dropout", attrs=DropoutAttrs, infer=lambda a, ins: ins[0], emit=_dropout_emit,
+    name="dropout", attrs=DropoutAttrs, infer=same_shape, emit=_dropout_emit,
     kind="regularize", label=lambda a: f"dropout {a.p:g}",
     doc="Dropout with probability `p` (active in training mode only).",
 ))

@@ -7,11 +7,13 @@ from typing import Any
 
 from pydantic import Field
 
-from .common import fmt_shape
+from .common import fmt_shape, same_shape
 from .registry import Attrs, FunctionCall, NoAttrs, Op, Shape, ShapeError, register
 
 
 def _concat_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
+    """C₁×H×W, C₂×H×W, … → (C₁ + C₂ + …)×H×W; flat F₁, F₂, … → F₁ + F₂ + ….
+    Refuses inputs that differ in rank or in H×W."""
     rank = len(ins[0])
     if any(len(s) != rank for s in ins):
         raise ShapeError("concat inputs differ in rank",
@@ -32,7 +34,8 @@ def _concat_emit(a: NoAttrs, ins: list[Shape]) -> FunctionCall:
 
 register(Op(
     name="concat", attrs=NoAttrs, infer=_concat_infer, emit=_concat_emit, arity=None, kind="merge",
-    doc="Concatenates its inputs along channels, in the order written.",
+    doc="Concatenates its inputs along channels, in the order written: a `concat:` construct, or "
+        "`concat(b1, b2, b3)` with the names of its inputs.",
 ))
 
 
@@ -45,6 +48,7 @@ def sum_all(*xs: Any) -> Any:
 
 
 def _add_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
+    """Inputs of one shape → that shape. Refuses inputs whose shapes differ (it does not broadcast)."""
     if any(s != ins[0] for s in ins):
         raise ShapeError("add inputs differ in shape", expected="equal shapes",
                          found=", ".join(fmt_shape(s) for s in ins))
@@ -54,7 +58,8 @@ def _add_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
 register(Op(
     name="add", attrs=NoAttrs, infer=_add_infer, arity=None, kind="merge",
     emit=lambda a, ins: FunctionCall(operator.add if len(ins) == 2 else sum_all),
-    doc="Element-wise sum of inputs of equal shape (a residual connection).",
+    doc="Element-wise sum of inputs of equal shape (a residual connection): an `add:` construct, or "
+        "`add(residual, input)` with the names of its inputs.",
 ))
 
 
@@ -63,7 +68,7 @@ class ScaleAttrs(Attrs):
 
 
 register(Op(
-    name="scale", attrs=ScaleAttrs, infer=lambda a, ins: ins[0], kind="act",
+    name="scale", attrs=ScaleAttrs, infer=same_shape, kind="act",
     emit=lambda a, ins: FunctionCall(operator.mul, args=(a.factor,)),
     label=lambda a: f"×{a.factor:g}",
     doc="Multiplies by a constant `factor` (the residual scaling of Inception-ResNet).",

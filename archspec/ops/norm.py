@@ -17,6 +17,7 @@ class BatchNormAttrs(Attrs):
 
 
 def _bn_infer(a: BatchNormAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C×H×W; F → F."""
     if len(ins[0]) not in (1, 3):
         raise ShapeError("bn needs a C×H×W or a flat (F) input", expected="C×H×W or F",
                          found=fmt_shape(ins[0]))
@@ -47,6 +48,7 @@ class LRNAttrs(Attrs):
 
 
 def _lrn_infer(a: LRNAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C×H×W."""
     need_chw("lrn", ins[0])
     return ins[0]
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BeforeValidator, Field
 
-from .common import NonNegPair, Pos, PosPair, check_spatial, fmt_pair, need_chw, pool_size, to_pair
+from .common import NonNegPair, Pos, PosPair, check_spatial, fmt_pair, fmt_window, need_chw, pool_size, to_pair
 from .registry import Attrs, NoAttrs, Op, Shape, ShapeError, register
 
 _K = Field(validation_alias=AliasChoices("k", "kernel", "kernel_size"))
@@ -43,15 +43,30 @@ def _window(name: str, a: Any, ins: list[Shape], d: tuple[int, int]) -> Shape:
             raise ShapeError(f"{name} padding must be at most half the kernel (as in PyTorch)",
                              expected=f"p ≤ {a.k[i] // 2} for kernel {a.k[i]}", found=f"p={a.p[i]}")
     out_hw = (pool_size(h, a.k[0], s[0], a.p[0], d[0], a.ceil), pool_size(w, a.k[1], s[1], a.p[1], d[1], a.ceil))
-    check_spatial(name, (h, w), out_hw, f"{fmt_pair(a.k)}/{fmt_pair(s)}")
+    check_spatial(name, (h, w), out_hw, fmt_window(a.k, s))
     return (c, out_hw[0], out_hw[1])
+
+
+def _maxpool_infer(a: MaxPoolAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C×H′×W′ with H′ = ⌊(H + 2p − d·(k − 1) − 1 + (s − 1 if `ceil`)) / s⌋ + 1, less one when
+    `ceil` would start the last window in the right padding (at H + p or beyond); likewise W′.
+    Refuses p > k/2 and an output below 1×1."""
+    return _window("maxpool", a, ins, a.d)
+
+
+def _avgpool_infer(a: AvgPoolAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C×H′×W′ with H′ = ⌊(H + 2p − k + (s − 1 if `ceil`)) / s⌋ + 1, less one when `ceil` would
+    start the last window in the right padding (at H + p or beyond); likewise W′.
+    Refuses p > k/2 and an output below 1×1."""
+    return _window("avgpool", a, ins, (1, 1))
 
 
 def _label(name: str):
     def label(a: Any) -> str:
         ceil = " ceil" if a.ceil else ""
         pad = f" p{fmt_pair(a.p)}" if a.p != (0, 0) else ""
-        return f"{name} {fmt_pair(a.k)}/{fmt_pair(_stride(a))}{pad}{ceil}"
+        dilation = f" d{fmt_pair(a.d)}" if getattr(a, "d", (1, 1)) != (1, 1) else ""
+        return f"{name} {fmt_window(a.k, _stride(a))}{pad}{dilation}{ceil}"
     return label
 
 
@@ -70,13 +85,13 @@ def _emit_avg(a: AvgPoolAttrs, ins: list[Shape]):
 
 register(Op(
     name="maxpool", attrs=MaxPoolAttrs, kind="pool", label=_label("maxpool"),
-    infer=lambda a, ins: _window("maxpool", a, ins, a.d), emit=_emit_max,
+    infer=_maxpool_infer, emit=_emit_max,
     doc="Max pooling. `s` defaults to `k` (as in PyTorch); `ceil=true` rounds the output size up, "
         "dropping a last window that would start in the right padding.",
 ))
 register(Op(
     name="avgpool", attrs=AvgPoolAttrs, kind="pool", label=_label("avgpool"),
-    infer=lambda a, ins: _window("avgpool", a, ins, (1, 1)), emit=_emit_avg,
+    infer=_avgpool_infer, emit=_emit_avg,
     doc="Average pooling; `count_include_pad` (default true, as in PyTorch) divides by the full "
         "window including padding.",
 ))
@@ -95,9 +110,16 @@ class AdaptiveAttrs(Attrs):
 
 def _adaptive(name: str):
     def infer(a: AdaptiveAttrs, ins: list[Shape]) -> Shape:
+        """C×H×W → C×out[0]×out[1]; a size given as null keeps the input's."""
         c, h, w = need_chw(name, ins[0])
         return (c, a.out[0] or h, a.out[1] or w)
     return infer
+
+
+def _adaptive_label(name: str):
+    def label(a: AdaptiveAttrs) -> str:
+        return f"{name} → {a.out[0] or 'H'}×{a.out[1] or 'W'}"
+    return label
 
 
 def _emit_adaptive(cls_name: str):
@@ -110,12 +132,12 @@ def _emit_adaptive(cls_name: str):
 
 register(Op(
     name="adaptive_avgpool", attrs=AdaptiveAttrs, kind="pool", infer=_adaptive("adaptive_avgpool"),
-    emit=_emit_adaptive("AdaptiveAvgPool2d"), label=lambda a: f"adaptive avgpool → {a.out[0]}×{a.out[1]}",
+    emit=_emit_adaptive("AdaptiveAvgPool2d"), label=_adaptive_label("adaptive avgpool"),
     doc="Adaptive average pooling to a fixed output size `out` (a number or [h, w]).",
 ))
 register(Op(
     name="adaptive_maxpool", attrs=AdaptiveAttrs, kind="pool", infer=_adaptive("adaptive_maxpool"),
-    emit=_emit_adaptive("AdaptiveMaxPool2d"), label=lambda a: f"adaptive maxpool → {a.out[0]}×{a.out[1]}",
+    emit=_emit_adaptive("AdaptiveMaxPool2d"), label=_adaptive_label("adaptive maxpool"),
     doc="Adaptive max pooling to a fixed output size `out`.",
 ))
 
@@ -126,9 +148,14 @@ def _emit_global(a: NoAttrs, ins: list[Shape]):
     return nn.AdaptiveAvgPool2d((1, 1))
 
 
+def _global_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C×1×1."""
+    return (need_chw("global_avgpool", ins[0])[0], 1, 1)
+
+
 register(Op(
     name="global_avgpool", attrs=NoAttrs, kind="pool",
-    infer=lambda a, ins: (need_chw("global_avgpool", ins[0])[0], 1, 1),
+    infer=_global_infer,
     emit=_emit_global, label=lambda a: "global avgpool",
     doc="Average over all of H×W, giving C×1×1 (adaptive average pooling to 1×1).",
 ))

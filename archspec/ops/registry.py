@@ -5,6 +5,8 @@ attribute model (pydantic; the field order is the positional-argument order),
 its shape rule, its param and MAC counts, its torch emitter and its draw label.
 Shape rules and counts are pure functions of (attrs, input shapes); emitters
 import torch lazily, so nothing before the torch backend ever imports it.
+The `doc` and the shape rule's docstring are the op's entry in docs/ops.md
+(`python -m archspec.opsdoc > docs/ops.md`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,35 @@ class Op:
 
     def describe(self, attrs: Any) -> str:
         return self.label(attrs) if self.label else self.name
+
+    def signature(self) -> str:
+        """The op as a spec calls it, with defaults: `conv(out, k, s=1, p=0, d=1, groups=1, bias=true)`."""
+        fields = self.attrs.model_fields
+        if not fields:
+            return self.name
+        parts = [n if f.is_required() else f"{n}={spec_value(f.default)}" for n, f in fields.items()]
+        return f"{self.name}({', '.join(parts)})"
+
+    def arg_names(self) -> list[str]:
+        """Every name an argument may be written with, aliases included."""
+        return [a for n, f in self.attrs.model_fields.items() for a in [n, *field_aliases(n, f)]]
+
+
+def spec_value(v: Any) -> str:
+    """A value as a spec writes it: `true`, `null`, `1` for the pair (1, 1), `[1, 2]`."""
+    if isinstance(v, bool) or v is None:
+        return {True: "true", False: "false", None: "null"}[v]
+    if isinstance(v, (tuple, list)):
+        if len(v) == 2 and v[0] == v[1]:
+            return spec_value(v[0])
+        return f"[{', '.join(spec_value(x) for x in v)}]"
+    return str(v)
+
+
+def field_aliases(name: str, field: Any) -> list[str]:
+    """The other names an argument may be written with (its `validation_alias` choices)."""
+    choices = getattr(field.validation_alias, "choices", None) or []
+    return [c for c in choices if isinstance(c, str) and c != name]
 
 
 REGISTRY: dict[str, Op] = {}
