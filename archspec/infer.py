@@ -90,7 +90,10 @@ def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
                 return info
             _report(graph, name, exc, ins, input_shape, diags)
             continue
-        info[name] = NodeInfo(out, op.params(node.attrs, ins, out), op.macs(node.attrs, ins, out))
+        if diags is None:  # a shape-only run (min_input): counts are not needed
+            info[name] = NodeInfo(out, 0, 0)
+        else:
+            info[name] = NodeInfo(out, op.params(node.attrs, ins, out), op.macs(node.attrs, ins, out))
     return info
 
 

@@ -10,6 +10,7 @@ a training graph that also computes them. `forward` picks by `self.training`.
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import torch
@@ -159,14 +160,8 @@ class ArchModule(fx.GraphModule):
         code = super().recompile()
         cls = type(self)
         cls._forward_eval = cls.forward  # type: ignore[attr-defined]
-        cls.forward = ArchModule._dispatch  # type: ignore[method-assign]
+        cls.forward = _dispatcher()  # type: ignore[method-assign]
         return code
-
-    def _dispatch(self, x: torch.Tensor) -> Any:
-        train = self.__dict__.get("_train_module")
-        if self.training and train is not None:
-            return train.forward(x)
-        return self._forward_eval(x)  # type: ignore[attr-defined]
 
     @property
     def train_code(self) -> str:
@@ -194,6 +189,31 @@ class ArchModule(fx.GraphModule):
 
     def __copy__(self) -> ArchModule:
         return self.__deepcopy__({})
+
+
+_DISPATCH = """
+def forward(self, x):
+    train = self.__dict__.get("_train_module")
+    if self.training and train is not None:
+        return train.forward(x)
+    return self._forward_eval(x)
+"""
+
+
+def _dispatcher() -> Any:
+    """A `forward` that picks the training or inference graph, with a code object of its own.
+
+    torch.compile caches compiled frames per code object: a dispatcher shared by
+    every ArchModule would make a second compiled network of another input size
+    recompile the first one's frame with dynamic shapes (slower kernels).
+    """
+    namespace: dict[str, Any] = {}
+    filename = f"<archspec forward {next(_DISPATCHERS)}>"  # distinct, as torch's profile-guided caches key on it
+    exec(compile(_DISPATCH, filename, "exec"), namespace)  # constant source, not user input
+    return namespace["forward"]
+
+
+_DISPATCHERS = itertools.count()
 
 
 def _rebuild(text: str, file: str, overrides: dict, state: dict, training: bool) -> ArchModule:

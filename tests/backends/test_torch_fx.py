@@ -152,6 +152,13 @@ def test_torch_compile_small_spec():
         torch.testing.assert_close(compiled(x), model(x), atol=1e-5, rtol=1e-5)
 
 
+def test_each_module_has_its_own_forward_code():
+    # torch.compile caches per code object: a shared forward would make a second
+    # compiled network recompile with dynamic shapes
+    a, b = archspec.build(TINY), archspec.build(TINY)
+    assert type(a).forward.__code__ is not type(b).forward.__code__
+
+
 def test_meta_device_allocates_nothing():
     model = archspec.build(GOOGLENET, device="meta")
     assert all(p.is_meta for p in model.parameters())

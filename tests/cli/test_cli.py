@@ -82,6 +82,16 @@ def test_build_prints_summary_and_saves_loadable_module(tmp_path):
     assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 7)
 
 
+def test_build_saves_an_exported_program(tmp_path):
+    target = tmp_path / "tiny.pt2"
+    out = run("build", str(TINY), "-o", str(target))
+    assert out.returncode == 0, out.stderr
+    import torch
+
+    program = torch.export.load(target)
+    assert program.module()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
 def test_build_on_missing_cuda_is_a_clear_error():
     import torch
 
