@@ -45,6 +45,8 @@ class Diagnostic:
     notes: list[tuple[Location, str]] = field(default_factory=list)
     severity: Severity = "error"
     span: int = 1
+    also: list[str] = field(default_factory=list)
+    """Other node paths where the very same fault happens (one template line used many times)."""
 
     def headline(self) -> str:
         where = f"{self.loc}: " if self.loc else ""
@@ -62,6 +64,10 @@ class Diagnostic:
             lines.append(f"  = found:    {self.found}")
         for loc, text in self.notes:
             lines.append(f"  = note: {loc}: {text}")
+        if self.also:
+            shown = ", ".join(self.also[:5]) + (", ..." if len(self.also) > 5 else "")
+            places = "place" if len(self.also) == 1 else "places"
+            lines.append(f"  = note: the same in {len(self.also)} more {places}: {shown}")
         if self.hint:
             lines.append(f"  = hint: {self.hint}")
         return "\n".join(lines)
@@ -79,6 +85,7 @@ class Diagnostic:
             "found": self.found,
             "hint": self.hint,
             "notes": [{"location": str(loc), "text": text} for loc, text in self.notes],
+            "also": list(self.also),
         }
 
 
@@ -101,6 +108,13 @@ class Diagnostics:
         self.items: list[Diagnostic] = []
 
     def add(self, diag: Diagnostic) -> Diagnostic:
+        """Record `diag`; the same fault at the same place again only adds its path to the first one."""
+        key = (diag.code, diag.loc, diag.message.removeprefix(f"{diag.path}: "), diag.expected, diag.found)
+        for seen in self.items:
+            if diag.path and seen.path and (seen.code, seen.loc, seen.message, seen.expected, seen.found) == key:
+                if diag.path != seen.path and diag.path not in seen.also:
+                    seen.also.append(diag.path)
+                return seen
         self.items.append(diag)
         return diag
 

@@ -195,15 +195,16 @@ class _Expander:
             self.diags.error("missing-input", f"{op.name} has no input", loc=layer.loc, path=path or None,
                              hint="a head's body needs `from:`; concat/add need the names of their inputs")
             return None
-        attrs = self.attrs(op, layer, args, path, env)
+        attrs = self.attrs(op, layer, args, path, env, trace)
         if attrs is None or FAILED in inputs:
             return None
         name = path or op.name
         node = Node(name, op.name, attrs, inputs, trace + (layer.loc,), self.head, self.train_only)
         return name if self.add_node(node) else None
 
-    def attrs(self, op: Op, layer: CallLayer, args: list, path: str, env: dict) -> Any:
+    def attrs(self, op: Op, layer: CallLayer, args: list, path: str, env: dict, trace: tuple = ()) -> Any:
         call = layer.call
+        used = [(trace[0], "in the block used here")] if trace else []
         fields = op.positional
         if len(args) > len(fields):
             extra = args[len(fields)]
@@ -228,13 +229,14 @@ class _Expander:
                 if err["type"] == "extra_forbidden":
                     self.diags.error("unknown-argument", f"{op.name}() has no argument '{key}'", loc=loc,
                                      path=path, expected=op.signature(), span=len(key),
-                                     hint=did_you_mean(key, op.arg_names()))
+                                     hint=did_you_mean(key, op.arg_names()), notes=used)
                 elif err["type"] == "missing":
                     self.diags.error("missing-argument", f"{op.name}() needs argument '{key}'", loc=loc,
-                                     path=path, expected=op.signature())
+                                     path=path, expected=op.signature(), notes=used)
                 else:
                     self.diags.error("bad-argument", f"{op.name}() argument '{key}': {err['msg'].lower()}",
-                                     loc=loc, path=path, found=repr(err.get("input")), expected=op.signature())
+                                     loc=loc, path=path, found=repr(err.get("input")), expected=op.signature(),
+                                     notes=used)
             return None
 
     def instance(self, block: BlockDef, layer: CallLayer, path: str, inp: Input, env: dict,

@@ -177,3 +177,13 @@ def test_rendered_error_is_compiler_style(tmp_path):
     assert "28 |   pool: global_avgpol" in text
     assert "   |         ^^^^^^^^^^^^^" in text
     assert "Traceback" not in text
+
+
+def test_one_fault_in_a_template_used_many_times_is_reported_once(tmp_path):
+    path = mutate(tmp_path, "      conv: conv($out, $k, s=$s, p=$p, bias=false)",
+                  "      conv: conv($out, $k, s=$s, p=$p, bias=maybe)")
+    (d,) = faults(path)
+    assert d.code == "bad-argument" and d.path == "stem/conv"
+    assert d.also == ["mix/left/conv", "mix/mid/0/conv", "mix/mid/1/conv", "mix/right/1/conv"]
+    assert "the same in 4 more places: mix/left/conv" in d.render()
+    assert any(text == "in the block used here" and loc.line == 26 for loc, text in d.notes)
