@@ -127,10 +127,11 @@ class _Expander:
             return out
         scope = self.scope(path, "merge", c.loc, input=inp)
         outs = [self.layer(b.layer, join(path, b.name), inp, env, trace) for b in c.branches]
-        if any(o is None for o in outs) or not outs:
+        branch_outputs: list[Source] = [o for o in outs if o is not None]
+        if len(branch_outputs) != len(outs) or not outs:
             return None
         name = path or c.kind
-        self.add_node(Node(name, c.kind, REGISTRY[c.kind].attrs(), list(outs), trace + (c.loc,),
+        self.add_node(Node(name, c.kind, REGISTRY[c.kind].attrs(), branch_outputs, trace + (c.loc,),
                            self.head, self.train_only))
         scope.output = name
         return name

@@ -61,9 +61,9 @@ def check_expect(typed: TypedGraph) -> list[Diagnostic]:
     for key, inference in (("min_input", False), ("min_input_inference", True)):
         want = getattr(exp, key)
         if want is not None:
-            got = min_input(typed.graph, typed.input_shape, inference=inference)
-            if got != tuple(want):
-                fail((key,), "smallest input" + (" at inference" if inference else ""), want, got, _shape)
+            smallest = min_input(typed.graph, typed.input_shape, inference=inference)
+            if smallest != tuple(want):
+                fail((key,), "smallest input" + (" at inference" if inference else ""), want, smallest, _shape)
     return out
 
 

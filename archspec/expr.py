@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 MAX_TEXT = 2000
 MAX_DEPTH = 40
@@ -354,4 +354,6 @@ def _call_fn(e: Fn, args: list[int | float]) -> int | float:
     x = args[0]
     if isinstance(x, float) and not math.isfinite(x):
         raise ExprError(f"{e.name}() of a non-finite number", e.pos)
-    return {"int": int, "round": round, "ceil": math.ceil, "floor": math.floor}[e.name](x)
+    rounding: dict[str, Callable[[int | float], int]] = {"int": int, "round": round, "ceil": math.ceil,
+                                                         "floor": math.floor}
+    return rounding[e.name](x)

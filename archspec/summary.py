@@ -292,7 +292,7 @@ def unit_label(typed: TypedGraph, unit: Unit) -> str:
 
 def weight_depth(typed: TypedGraph, names: list[str]) -> int:
     """Weight layers (conv, linear) on the longest path through `names`."""
-    inside, longest = set(names), {}
+    inside, longest = set(names), dict[str, int]()
     for n in names:  # graph order: inputs first
         own = 1 if weights(typed, n) else 0
         longest[n] = own + max((longest[s] for s in typed.graph.inputs[n] if s in inside), default=0)

@@ -275,7 +275,8 @@ class _Validator:
         if not isinstance(model, ConstructModel):
             return None
         kind = kinds[0]
-        body, branches = None, ()
+        body: Layer | None = None
+        branches: tuple[Item, ...] = ()
         if kind == "body":
             body = self.layer(raw["body"], path + ("body",))
             if body is None:

@@ -144,6 +144,9 @@ class ArchModule(fx.GraphModule):
     `.code` is the inference graph's code; `.train_code` that of the training graph.
     """
 
+    typed: TypedGraph
+    """The analysed graph the module was built from (shapes, counts, the spec)."""
+
     def __init__(self, root: nn.Module, graph: fx.Graph, train_graph: fx.Graph | None, typed: TypedGraph):
         super().__init__(root, graph, class_name=_class_name(typed.net.name))
         self._modules.clear()

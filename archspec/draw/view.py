@@ -231,7 +231,7 @@ class _Builder:
     def _outputs(self) -> list[tuple[Box, str]]:
         """A marker box per output drawn (main and heads, or the focused scope's), with its node."""
         if self.root:
-            out = self.net.scopes[self.root].output
+            out = self.net.scopes[self.root].output or ""
             pairs = [(Box("output.", "output", "output", (self._shape(out),), tooltip=out), out)]
         else:
             kept = set(self.nodes)

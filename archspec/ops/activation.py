@@ -21,12 +21,19 @@ def _function(kind: str) -> FunctionCall:
                          "sigmoid": torch.sigmoid, "tanh": torch.tanh, "hardswish": F.hardswish}[kind])
 
 
+def _register_kind(kind: str) -> None:
+    def label(a: NoAttrs) -> str:
+        return kind
+
+    def emit(a: NoAttrs, ins: list[Shape]) -> FunctionCall:
+        return _function(kind)
+
+    register(Op(name=kind, attrs=NoAttrs, infer=same_shape, kind="act", label=label, emit=emit,
+                doc="Passes its input through unchanged." if kind == "identity" else f"Element-wise {kind}."))
+
+
 for _kind in KINDS:
-    register(Op(
-        name=_kind, attrs=NoAttrs, infer=same_shape, kind="act", label=lambda a, k=_kind: k,
-        emit=lambda a, ins, k=_kind: _function(k),
-        doc="Passes its input through unchanged." if _kind == "identity" else f"Element-wise {_kind}.",
-    ))
+    _register_kind(_kind)
 
 
 class ActAttrs(Attrs):
