@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .infer import TypedGraph
+from .ir import fmt_arg
 from .ops.common import fmt_shape
-from .summary import Column, Table, Unit, fmt_int, members, node_text, totals, unit_label, unit_output, units
+from .summary import Unit, members, node_text, totals, unit_label, unit_output, units
+from .table import Column, Table, fmt_int
 
 MAX_CHANGES = 2
 
@@ -36,9 +38,7 @@ def side_name(typed: TypedGraph) -> str:
 
 
 def _arg(v: Any) -> str:
-    if isinstance(v, bool) or v is None:
-        return {True: "true", False: "false", None: "–"}[v]
-    return f"{v:g}" if isinstance(v, float) else str(v)
+    return "–" if v is None else fmt_arg(v)
 
 
 def merged_order(a: list[str], b: list[str]) -> list[str]:

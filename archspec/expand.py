@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from .errors import Diagnostics, Location, did_you_mean
 from .expr import ExprError, Name, evaluate
-from .ir import INPUT, HeadInfo, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
+from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
 from .ops import REGISTRY, Op
 from .spec import BlockDef, CallLayer, Construct, HeadDef, Layer, SeqLayer, Spec
 
@@ -73,7 +73,7 @@ class _Expander:
             self.scopes[name].output = out
             if out:
                 outputs[name] = out
-            heads[name] = HeadInfo(name, head.train_only, head.loss_weight, head.loc)
+            heads[name] = head
         self.head, self.train_only = None, False
         return Network(spec.name, spec.file, spec.input, self.nodes, self.scopes, outputs, heads, sources, spec)
 

@@ -10,9 +10,12 @@ names are the module paths and `state_dict()` keys.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from .errors import Location
+
+if TYPE_CHECKING:
+    from .spec import HeadDef
 
 INPUT = "input"
 
@@ -77,24 +80,17 @@ class Scope:
     def label(self) -> str:
         """`inception(64, 96, 128, 16, 32, 32)`, `block35 ×10`, or the scope's name."""
         if self.block and self.args is not None:
-            return f"{self.block}({', '.join(_fmt_arg(v) for v in self.args.values())})"
+            return f"{self.block}({', '.join(fmt_arg(v) for v in self.args.values())})"
         return self.path.rsplit("/", 1)[-1] or "network"
 
 
-def _fmt_arg(v: Any) -> str:
+def fmt_arg(v: Any) -> str:
+    """A block argument as a spec writes it: `0.17`, `true`, `relu`."""
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, bool):
         return "true" if v else "false"
     return str(v)
-
-
-@dataclass(frozen=True)
-class HeadInfo:
-    name: str
-    train_only: bool
-    loss_weight: float
-    loc: Location | None
 
 
 @dataclass
@@ -105,7 +101,8 @@ class Network:
     nodes: dict[str, Node]
     scopes: dict[str, Scope]
     outputs: dict[str, str]
-    heads: dict[str, HeadInfo]
+    heads: dict[str, HeadDef]
+    """The heads that were built (`when:` true), in spec order."""
     sources: dict[str, str]
     spec: Any = None
     """The validated `Spec` this network was expanded from."""

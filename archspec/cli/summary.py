@@ -31,7 +31,7 @@ def chosen_format(**flags: bool) -> str:
 
 
 def emit(table: Any, fmt: str) -> None:
-    """Print a `summary.Table` as a terminal table (rich), JSON, CSV or Markdown."""
+    """Print a `table.Table` as a terminal table (rich), JSON, CSV or Markdown."""
     if fmt == "json":
         click.echo(json.dumps(table.to_json(), indent=2, ensure_ascii=False))
     elif fmt == "csv":
