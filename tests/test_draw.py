@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import archspec
-from archspec.draw import FORMATS, DrawError, build_view, render, to_dot
+from archspec.draw import DrawError, build_view, render, to_dot
 from archspec.ir import INPUT
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -279,12 +279,6 @@ def test_cli_focus(tmp_path):
     assert bad.exit_code == 1
     assert "error[draw]: no block or head named 'nope'" in bad.output
     assert not (tmp_path / "y.dot").exists()
-
-
-def test_cli_formats_match_the_backend():
-    from archspec.cli.draw import FORMATS as CLI_FORMATS
-
-    assert CLI_FORMATS == FORMATS
 
 
 def test_drawing_is_torch_free():

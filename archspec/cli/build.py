@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import click
 
 from ..errors import SpecError
+from ..files import atomic_output, same_file
 from . import SET, fail, main, parse_sets
 
 
@@ -54,7 +53,7 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, device: str) -> 
     click.echo(f"  {'built':<9}on {device} in {(t2 - t_import) * 1000:.0f} ms after checks in "
                f"{(t1 - t0) * 1000:.0f} ms (and {t_import - t1:.1f} s to import torch)")
     if output:
-        _save(module, typed, output)
+        _save(module, typed, output, device)
         click.echo(f"  {'saved':<9}{output}")
     if problems:
         click.echo("\n" + SpecError(problems, typed.net.sources).render(), err=True)
@@ -65,28 +64,19 @@ def _check_output(spec: str, output: str) -> None:
     suffix = Path(output).suffix
     if suffix not in (".pt", ".pt2"):
         raise click.BadParameter(f"unknown format {suffix or '(none)'}; use .pt or .pt2", param_hint="-o")
-    if Path(output).exists() and Path(spec).exists() and Path(output).resolve() == Path(spec).resolve():
+    if same_file(output, spec):
         raise click.BadParameter("refusing to overwrite the spec file itself", param_hint="-o")
 
 
-def _save(module: Any, typed: Any, output: str) -> None:
+def _save(module: Any, typed: Any, output: str, device: str) -> None:
     """Write to a temporary file next to OUTPUT, then move it into place: never a half-written file."""
     import torch
 
-    target = Path(output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        if target.suffix == ".pt2":
-            example = torch.zeros((2,) + tuple(typed.input_shape), device=next(module.parameters()).device)
-            program = torch.export.export(module.eval(), (example,))
-            torch.export.save(program, tmp)
+    with atomic_output(output) as tmp:
+        if Path(output).suffix == ".pt2":
+            example = torch.zeros((2,) + tuple(typed.input_shape), device=device)
+            torch.export.save(torch.export.export(module.eval(), (example,)), tmp)
         else:
             torch.save(module, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 

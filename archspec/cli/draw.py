@@ -10,8 +10,6 @@ import click
 from ..errors import SpecError
 from . import SET, fail, main, parse_sets
 
-FORMATS = (".svg", ".png", ".pdf", ".dot")  # kept equal to archspec.draw.FORMATS (tested)
-
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
@@ -26,11 +24,12 @@ FORMATS = (".svg", ".png", ".pdf", ".dot")  # kept equal to archspec.draw.FORMAT
 def draw(spec: str, output: str, sets: tuple[str, ...], depth: int | None, focus: str | None, heads: bool,
          lr: bool) -> None:
     """Draw SPEC as a graphviz diagram, one cluster per block instance."""
+    from .. import pipeline
+    from ..draw import FORMATS, DrawError, render
+
     if Path(output).suffix.lower() not in FORMATS:
         raise click.BadParameter(f"unknown format '{Path(output).suffix or output}'; "
                                  "write .svg, .png, .pdf or .dot", param_hint="-o")
-    from .. import pipeline
-    from ..draw import DrawError, render
 
     try:
         typed = pipeline.compile(spec, **parse_sets(sets))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 import graphviz
 
+from ..files import atomic_output, same_file
 from ..infer import TypedGraph
 from . import style
 from .view import Cluster, DrawError, View, build_view
@@ -65,15 +65,15 @@ def render(typed: TypedGraph, output: str | os.PathLike[str], depth: int | None 
     fmt = _check_target(target, typed)
     g = to_dot(typed, depth=depth, heads=heads, rankdir=rankdir, focus=focus)
     data = g.source.encode() if fmt == "dot" else _run_dot(g, fmt)
-    _write_atomic(target, data)
+    with atomic_output(target) as tmp:
+        Path(tmp).write_bytes(data)
     return target
 
 
 def _check_target(target: Path, typed: TypedGraph) -> str:
     if target.suffix.lower() not in FORMATS:
         raise DrawError(f"unknown format '{target.suffix or target.name}'; write .svg, .png, .pdf or .dot")
-    spec = Path(typed.net.file)
-    if spec.exists() and target.exists() and target.resolve() == spec.resolve():
+    if same_file(target, typed.net.file):
         raise DrawError("refusing to overwrite the spec file itself")
     return target.suffix.lower()[1:]
 
@@ -89,18 +89,3 @@ def _run_dot(g: graphviz.Digraph, fmt: str) -> bytes:
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or b"").decode(errors="replace").strip()
         raise DrawError(f"graphviz's `dot` failed: {detail or exc}") from None
-
-
-def _write_atomic(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside `target`, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
