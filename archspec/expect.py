@@ -51,7 +51,7 @@ def check_expect(typed: TypedGraph) -> list[Diagnostic]:
         elif tuple(want) != shapes[head]:
             fail(("outputs", head), f"output shape of head '{head}'", want, shapes[head], _shape)
     for name, want in (exp.shapes or {}).items():
-        node = _node_for(typed, name)
+        node = typed.net.output_of(name) if name != INPUT else None
         if node is None:
             out.append(Diagnostic("unknown-reference", f"expect.shapes names no node '{name}'",
                                   loc=spec.expect_loc("shapes", name), found=name,
@@ -65,13 +65,6 @@ def check_expect(typed: TypedGraph) -> list[Diagnostic]:
             if smallest != tuple(want):
                 fail((key,), "smallest input" + (" at inference" if inference else ""), want, smallest, _shape)
     return out
-
-
-def _node_for(typed: TypedGraph, name: str) -> str | None:
-    net = typed.net
-    if name in net.scopes and net.scopes[name].output:
-        return net.scopes[name].output
-    return name if name in net.nodes and name != INPUT else None
 
 
 def _num(v: Any) -> str:

@@ -75,7 +75,7 @@ class _Resolver:
         while True:
             if ref.name == INPUT:
                 return self.scope_input(scope, ref, depth)
-            target = self.lookup(join(scope, ref.name))
+            target = self.net.output_of(join(scope, ref.name))
             if target is not None:
                 return target
             if not scope:
@@ -95,11 +95,6 @@ class _Resolver:
                              loc=ref.loc, hint="name the input you mean")
             return None
         return self.source(inp, depth + 1) if inp is not None else None
-
-    def lookup(self, path: str) -> str | None:
-        if path in self.net.scopes:
-            return self.net.scopes[path].output
-        return path if path in self.net.nodes else None
 
     def unknown(self, ref: Ref) -> None:
         visible = _visible_names(self.net, ref.scope)

@@ -114,6 +114,29 @@ class Network:
     def loss_weights(self) -> dict[str, float]:
         return {"main": 1.0, **{h: info.loss_weight for h, info in self.heads.items()}}
 
+    def output_of(self, path: str) -> str | None:
+        """The node a name stands for: a scope's output node, or the node itself."""
+        if path in self.scopes:
+            return self.scopes[path].output
+        return path if path in self.nodes else None
+
+    def train_only(self, scope: Scope) -> bool:
+        """Whether a scope lies in a training-only head."""
+        head = self.heads.get(scope.head) if scope.head else None
+        return bool(head and head.train_only)
+
+    def describe(self, scope: Scope) -> str:
+        """`inception(64, 96, ...)` for a block instance, `block35(0.17) ×10` for a repeat, else what it is."""
+        if scope.block is not None:
+            return scope.label()
+        if scope.kind == "repeat":
+            first = self.scopes.get(scope.children[0]) if scope.children else None
+            inner = first.label() if first is not None and first.block else "repeat"
+            return f"{inner} ×{scope.repeat}"
+        if scope.kind == "merge" and scope.output in self.nodes:
+            return self.nodes[scope.output].op
+        return {"seq": "sequence"}.get(scope.kind, scope.kind)
+
 
 def join(scope: str, name: str) -> str:
     return f"{scope}/{name}" if scope else name

@@ -69,25 +69,6 @@ def totals(typed: TypedGraph) -> dict[str, int]:
     }
 
 
-def is_train_only(typed: TypedGraph, scope: Scope) -> bool:
-    head = typed.net.heads.get(scope.head) if scope.head else None
-    return bool(head and head.train_only)
-
-
-def scope_label(typed: TypedGraph, scope: Scope) -> str:
-    """`inception(64, 96, ...)` for a block instance, `block35(0.17) ×10` for a repeat, else the kind."""
-    net = typed.net
-    if scope.block is not None:
-        return scope.label()
-    if scope.kind == "repeat":
-        first = net.scopes.get(scope.children[0]) if scope.children else None
-        inner = first.label() if first is not None and first.block else "repeat"
-        return f"{inner} ×{scope.repeat}"
-    if scope.kind == "merge" and scope.output in net.nodes:
-        return net.nodes[scope.output].op
-    return {"seq": "sequence"}.get(scope.kind, scope.kind)
-
-
 def node_text(typed: TypedGraph, name: str) -> str:
     """What a node computes, e.g. `conv 7×7/2, 64`."""
     node = typed.net.nodes[name]
@@ -116,9 +97,9 @@ def _walk(typed: TypedGraph, path: str, level: int, depth: int | None, rows: lis
 
 def _scope_row(typed: TypedGraph, scope: Scope, level: int) -> dict[str, Any]:
     out = typed.info.get(scope.output) if scope.output else None
-    return {"path": scope.path, "depth": level, "kind": scope.kind, "op": scope_label(typed, scope), "attrs": "",
+    return {"path": scope.path, "depth": level, "kind": scope.kind, "op": typed.net.describe(scope), "attrs": "",
             "shape": out.shape if out else None, "params": typed.scope_total(scope.path, "params"),
-            "macs": typed.scope_total(scope.path, "macs"), "train_only": is_train_only(typed, scope)}
+            "macs": typed.scope_total(scope.path, "macs"), "train_only": typed.net.train_only(scope)}
 
 
 def _node_row(typed: TypedGraph, name: str, level: int) -> dict[str, Any]:
@@ -189,7 +170,7 @@ def _units(typed: TypedGraph, path: str, out: list[Unit]) -> None:
                 out.append(Unit(child, "op", net.nodes[child].train_only))
         elif scope.kind == "head" or scope.block is not None or scope.kind == "merge":
             kind = "head" if scope.kind == "head" else "block" if scope.block else "merge"
-            out.append(Unit(child, kind, is_train_only(typed, scope)))
+            out.append(Unit(child, kind, typed.net.train_only(scope)))
         else:
             _units(typed, child, out)
 
@@ -199,13 +180,12 @@ def _paper_op(typed: TypedGraph, name: str) -> bool:
 
 
 def unit_output(typed: TypedGraph, unit: Unit) -> str | None:
-    scope = typed.net.scopes.get(unit.path)
-    return scope.output if scope is not None else unit.path
+    return typed.net.output_of(unit.path)
 
 
 def unit_label(typed: TypedGraph, unit: Unit) -> str:
     scope = typed.net.scopes.get(unit.path)
-    return scope_label(typed, scope) if scope is not None else node_text(typed, unit.path)
+    return typed.net.describe(scope) if scope is not None else node_text(typed, unit.path)
 
 
 def weight_depth(typed: TypedGraph, names: list[str]) -> int:
@@ -243,7 +223,7 @@ def _paper_type(typed: TypedGraph, unit: Unit, columns: dict[str, tuple[str, ...
     if scope is not None and scope.block is not None:
         return scope.block if scope.block in columns else scope.label()
     if scope is not None:
-        return scope_label(typed, scope)
+        return typed.net.describe(scope)
     node = typed.net.nodes[unit.path]
     if node.op == "dropout":
         return f"dropout ({node.attrs.p:.0%})"

@@ -161,15 +161,15 @@ class _Builder:
         name = _relative(unit.path, outer)
         label = self._label(unit, name)
         params = self.typed.scope_total(unit.path, "params")
-        note = f"{params:,} params" + (" · training only" if self._train_only(unit) else "")
-        return Cluster(f"cluster_{unit.path}", f"{name}: {label}" if label else name, note, self._train_only(unit))
+        note = f"{params:,} params" + (" · training only" if self.net.train_only(unit) else "")
+        return Cluster(f"cluster_{unit.path}", f"{name}: {label}" if label else name, note, self.net.train_only(unit))
 
     def _unit_box(self, unit: Scope, outer: str) -> Box:
         name = _relative(unit.path, outer)
         shape = self._shape(unit.output) if unit.output else "?"
         params = self.typed.scope_total(unit.path, "params")
         lines = (self._label(unit, name), f"{shape} · {params:,} params")
-        return Box(f"block.{unit.path}", "block", name, lines, self._train_only(unit), unit.path)
+        return Box(f"block.{unit.path}", "block", name, lines, self.net.train_only(unit), unit.path)
 
     def _op_box(self, name: str) -> Box:
         node = self.net.nodes[name]
@@ -180,12 +180,8 @@ class _Builder:
 
     def _label(self, unit: Scope, name: str) -> str:
         """The unit's label, or '' when it only repeats the name (`mixed_5b: mixed_5b()`)."""
-        label = unit_label(unit, self.net.scopes)
+        label = self.net.describe(unit)
         return "" if label in (name, f"{name}()") else label
-
-    def _train_only(self, unit: Scope) -> bool:
-        head = self.net.heads.get(unit.head) if unit.head else None
-        return bool(head and head.train_only)
 
     def _shape(self, name: str) -> str:
         return fmt_shape(self.typed.info[name].shape)
@@ -246,15 +242,6 @@ class _Builder:
             return Box("output.main", "output", "output", (self._shape(out),), tooltip=out)
         lines = (self._shape(out),) + (("training only",) if head.train_only else ())
         return Box(f"output.{key}", "output", f"{key} output", lines, head.train_only, out)
-
-
-def unit_label(unit: Scope, scopes: dict[str, Scope]) -> str:
-    """`inception(64, 96, 128, 16, 32, 32)`; a repeat: its body's label and `×N`; a head of ops: `head`."""
-    if unit.kind == "repeat":
-        first = scopes.get(unit.children[0]) if unit.children else None
-        body = first.label() if first is not None and first.block else "body"
-        return f"{body} ×{unit.repeat}"
-    return unit.label() if unit.block else unit.kind
 
 
 def _relative(path: str, outer: str) -> str:
