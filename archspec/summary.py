@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .infer import TypedGraph
-from .ir import INPUT, Scope
+from .ir import Scope
 from .ops import REGISTRY
 from .ops.common import fmt_shape, fmt_window
 from .table import Column, Table, fmt_bytes, fmt_int
@@ -45,9 +45,11 @@ def members(typed: TypedGraph, path: str) -> list[str]:
 def weights(typed: TypedGraph, name: str) -> int:
     """Weights of a conv or linear node, biases left out (the paper's convention); 0 for other ops."""
     node = typed.net.nodes[name]
-    if name == INPUT or REGISTRY[node.op].kind not in WEIGHT_KINDS:
+    op = REGISTRY.get(node.op)
+    if op is None or op.kind not in WEIGHT_KINDS:
         return 0
-    return typed.info[name].params - (node.attrs.out if node.attrs.bias else 0)
+    ins = [typed.shape(s) for s in typed.graph.inputs[name]]
+    return op.count_weights(node.attrs, ins, typed.shape(name))
 
 
 def activation_bytes(typed: TypedGraph) -> int:

@@ -53,16 +53,16 @@ def _pad_text(a: ConvAttrs) -> str:
     return a.p if isinstance(a.p, str) else fmt_pair(a.p)
 
 
-def _weights(a: ConvAttrs, ins: list[Shape]) -> int:
+def _weights(a: ConvAttrs, ins: list[Shape], out: Shape) -> int:
     return a.out * (ins[0][0] // a.groups) * a.k[0] * a.k[1]
 
 
 def _params(a: ConvAttrs, ins: list[Shape], out: Shape) -> int:
-    return _weights(a, ins) + (a.out if a.bias else 0)
+    return _weights(a, ins, out) + (a.out if a.bias else 0)
 
 
 def _macs(a: ConvAttrs, ins: list[Shape], out: Shape) -> int:
-    return _weights(a, ins) * out[1] * out[2]
+    return _weights(a, ins, out) * out[1] * out[2]
 
 
 def _emit(a: ConvAttrs, ins: list[Shape]):
@@ -79,7 +79,7 @@ def _label(a: ConvAttrs) -> str:
 
 
 register(Op(
-    name="conv", attrs=ConvAttrs, infer=_infer, emit=_emit, params=_params, macs=_macs,
+    name="conv", attrs=ConvAttrs, infer=_infer, emit=_emit, params=_params, macs=_macs, weights=_weights,
     kind="conv", label=_label,
     doc="2-D convolution. `k`, `s`, `d` take a number or a pair [h, w]; `p` a number, a pair, "
         "`same` (stride 1 only) or `valid`. Input channels are inferred.",

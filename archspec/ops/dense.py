@@ -33,6 +33,7 @@ register(Op(
     name="linear", attrs=LinearAttrs, infer=_linear_infer, emit=_linear_emit, kind="linear",
     params=lambda a, ins, out: ins[0][0] * a.out + (a.out if a.bias else 0),
     macs=lambda a, ins, out: ins[0][0] * a.out,
+    weights=lambda a, ins, out: ins[0][0] * a.out,
     label=lambda a: f"linear {a.out}",
     doc="Fully connected layer; `in_features` is inferred from the (flat) input.",
 ))

@@ -66,6 +66,8 @@ class Op:
     emit: Callable[[Any, list[Shape]], Any]
     params: Callable[[Any, list[Shape], Shape], int] = _zero
     macs: Callable[[Any, list[Shape], Shape], int] = _zero
+    weights: Callable[[Any, list[Shape], Shape], int] | None = None
+    """Parameters without biases (the papers' convention); None means the same as `params`."""
     arity: int | None = 1
     kind: str = "other"
     label: Callable[[Any], str] | None = None
@@ -77,6 +79,9 @@ class Op:
 
     def describe(self, attrs: Any) -> str:
         return self.label(attrs) if self.label else self.name
+
+    def count_weights(self, attrs: Any, ins: list[Shape], out: Shape) -> int:
+        return (self.weights or self.params)(attrs, ins, out)
 
     def signature(self) -> str:
         """The op as a spec calls it, with defaults: `conv(out, k, s=1, p=0, d=1, groups=1, bias=true)`."""

@@ -131,3 +131,19 @@ def test_3x3_conv_multiplications_with_bottleneck(write_spec: SpecWriter) -> Non
     """)
     assert (typed.info["bottleneck"].macs, typed.info["conv3"].macs) == (18_874_368, 226_492_416)
     assert typed.total("macs", inference=True) == 245_366_784
+
+
+@pytest.mark.parametrize("name", ["conv", "linear"])
+def test_weights_leave_out_exactly_the_biases(name):
+    """`Op.count_weights` is the papers' count: the emitted module's parameters minus its bias."""
+    import torch
+
+    op = REGISTRY[name]
+    ins = [(6, 5, 5)] if name == "conv" else [(24,)]
+    args = {"out": 8, "k": 3, "groups": 2} if name == "conv" else {"out": 8}
+    attrs = op.attrs.model_validate(args)
+    out = op.infer(attrs, ins)
+    module = op.emit(attrs, ins)
+    assert isinstance(module, torch.nn.Module) and module.bias is not None
+    assert op.count_weights(attrs, ins, out) == module.weight.numel()
+    assert op.count_weights(attrs, ins, out) == op.params(attrs, ins, out) - module.bias.numel()
