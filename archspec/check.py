@@ -12,8 +12,9 @@ from typing import Any
 
 from .errors import Diagnostic, SpecError
 from .expect import check_expect
-from .infer import TypedGraph, min_input
+from .infer import TypedGraph
 from .pipeline import compile, load
+from .report import overview
 
 
 @dataclass
@@ -38,10 +39,7 @@ class CheckResult:
                                 "seconds": round(self.seconds, 4),
                                 "diagnostics": [d.to_json() for d in self.diagnostics]}
         if self.typed is not None:
-            t = self.typed
-            data.update(params=t.total("params"), params_inference=t.total("params", inference=True),
-                        macs=t.total("macs", inference=True), nodes=len(t.order) - 1,
-                        outputs={k: list(v) for k, v in t.output_shapes().items()})
+            data.update({k: v for k, v in overview(self.typed).items() if k not in data and k != "file"})
         if self.smallest_input is not None:
             data["min_input"] = list(self.smallest_input)
         if self.smallest_inference is not None:
@@ -60,9 +58,8 @@ def check_file(path: str | Path, overrides: dict[str, Any] | None = None,
         result.typed = compile(spec)
         result.diagnostics += check_expect(result.typed)
         if want_min_input:
-            graph, shape = result.typed.graph, result.typed.input_shape
-            result.smallest_input = min_input(graph, shape)
-            result.smallest_inference = min_input(graph, shape, inference=True)
+            result.smallest_input = result.typed.smallest_input()
+            result.smallest_inference = result.typed.smallest_input(inference=True)
     except SpecError as exc:
         result.diagnostics += exc.diagnostics
         result.sources.update(exc.sources)

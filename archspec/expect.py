@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import Diagnostic, did_you_mean
-from .infer import TypedGraph, min_input
+from .infer import TypedGraph
 from .ir import INPUT
 from .ops.common import fmt_shape
 
@@ -61,7 +61,7 @@ def check_expect(typed: TypedGraph) -> list[Diagnostic]:
     for key, inference in (("min_input", False), ("min_input_inference", True)):
         want = getattr(exp, key)
         if want is not None:
-            smallest = min_input(typed.graph, typed.input_shape, inference=inference)
+            smallest = typed.smallest_input(inference=inference)
             if smallest != tuple(want):
                 fail((key,), "smallest input" + (" at inference" if inference else ""), want, smallest, _shape)
     return out

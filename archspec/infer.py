@@ -9,7 +9,7 @@ spatial size collapses, the smallest input the network accepts is computed
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import Diagnostics
 from .graph import Graph
@@ -36,6 +36,7 @@ class TypedGraph:
     graph: Graph
     input_shape: Shape
     info: dict[str, NodeInfo]
+    _smallest: dict[bool, tuple[int, int] | None] = field(default_factory=dict, repr=False)
 
     @property
     def net(self) -> Network:
@@ -56,6 +57,12 @@ class TypedGraph:
     def scope_total(self, path: str, what: str) -> int:
         prefix = path + "/"
         return sum(getattr(i, what) for n, i in self.info.items() if n == path or n.startswith(prefix))
+
+    def smallest_input(self, inference: bool = False) -> tuple[int, int] | None:
+        """`min_input` of this graph at its input's channel count, computed once per mode."""
+        if inference not in self._smallest:
+            self._smallest[inference] = min_input(self.graph, self.input_shape, inference=inference)
+        return self._smallest[inference]
 
     def output_shapes(self) -> dict[str, Shape]:
         return {k: self.info[v].shape for k, v in self.net.outputs.items()}

@@ -8,12 +8,14 @@ from typing import Any
 from .infer import TypedGraph
 from .ir import INPUT
 from .ops.common import fmt_shape
+from .summary import totals
 
 
 def overview(typed: TypedGraph) -> dict[str, Any]:
     """Totals of a network: ops, params (all and at inference), MACs, outputs."""
     net = typed.net
     ops = Counter(net.nodes[n].op for n in typed.order if n != INPUT)
+    t = totals(typed)
     return {
         "name": net.name,
         "file": net.file,
@@ -21,9 +23,9 @@ def overview(typed: TypedGraph) -> dict[str, Any]:
         "nodes": sum(ops.values()),
         "ops": dict(ops.most_common()),
         "blocks": sum(1 for s in net.scopes.values() if s.kind == "block"),
-        "params": typed.total("params"),
-        "params_inference": typed.total("params", inference=True),
-        "macs": typed.total("macs", inference=True),
+        "params": t["params"],
+        "params_inference": t["params_inference"],
+        "macs": t["macs"],
         "outputs": {k: list(v) for k, v in typed.output_shapes().items()},
         "train_only": [h for h, i in net.heads.items() if i.train_only],
     }

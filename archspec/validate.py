@@ -50,9 +50,13 @@ RESERVED_NAMES = frozenset({
     "get_parameter", "get_buffer", "get_extra_state", "set_extra_state", "to_empty", "compile",
     "graph", "code", "recompile", "meta", "print_readable", "delete_submodule",
     "delete_all_unused_submodules", "add_submodule", "dump_patches", "call_super_init",
-    "loss_weights", "heads", "train_graph", "spec_name", "forward_train", "forward_eval",
+    "register_forward_hook", "register_forward_pre_hook", "register_backward_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
+    "register_load_state_dict_pre_hook", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "to_folder", "T_destination", "shape_env", "loss_weights", "heads", "train_graph", "train_code", "spec_name", "typed",
 })
-"""Names a node cannot take: they would clash with attributes of the emitted module."""
+"""Names a node cannot take: attributes of the emitted module (tests/test_validate.py keeps this complete
+for the installed torch). Names starting with `_` are refused too."""
 
 
 def validate(source: Source, overrides: dict[str, Any] | None = None) -> Spec:
@@ -333,9 +337,10 @@ class _Validator:
                              expected="letters, digits and _, not starting with a digit", found=name,
                              hint=self.flow_hint(path))
             return False
-        if what != "block" and what != "parameter" and name in RESERVED_NAMES:
+        if what not in ("block", "parameter") and (name in RESERVED_NAMES or name.startswith("_")):
             self.diags.error("reserved-name", f"'{name}' is reserved and cannot name a {what}",
-                             loc=self.src.key_loc(path), hint=f"rename it, e.g. '{name}_'")
+                             loc=self.src.key_loc(path), hint=f"rename it, e.g. '{name.strip('_')}_'",
+                             expected="a name that is not an attribute of torch modules nor starts with _")
             return False
         return True
 

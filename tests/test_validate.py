@@ -48,6 +48,8 @@ def test_construct_needs_exactly_one_kind():
 @pytest.mark.parametrize("text, code", [
     ("body:\n  input: relu\n", "reserved-name"),
     ("body:\n  forward: relu\n", "reserved-name"),
+    ("body:\n  _modules: relu\n", "reserved-name"),
+    ("body:\n  typed: relu\n", "reserved-name"),
     ("body:\n  2x: relu\n", "bad-name"),
     ("blocks:\n  conv: {body: relu}\nbody: relu\n", "block-shadows-op"),
     ("blocks:\n  b: {params: [x=1, y], body: relu}\nbody: relu\n", "wrong-type"),
@@ -90,3 +92,14 @@ def test_flow_list_comma_pitfall_has_a_hint():
     assert any("every comma splits an item" in (d.hint or "") for d in diags)
     diags = errors("body: {body: conv(8, 3)}\n")
     assert any("quote the call" in (d.hint or "") for d in diags)
+
+
+def test_reserved_names_cover_every_attribute_of_the_emitted_module():
+    """A node named like an attribute of the module (`register_forward_hook`, `typed`) would break it."""
+    import archspec
+    from archspec.backends.torch_fx import ArchModule
+    from archspec.validate import RESERVED_NAMES
+
+    model = archspec.build(spec("body: conv(4, 1)\n"), device="meta")
+    attributes = {n for n in [*dir(ArchModule), *vars(model)] if not n.startswith("_")}
+    assert attributes - RESERVED_NAMES == set()
