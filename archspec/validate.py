@@ -53,7 +53,8 @@ RESERVED_NAMES = frozenset({
     "register_forward_hook", "register_forward_pre_hook", "register_backward_hook",
     "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
     "register_load_state_dict_pre_hook", "register_state_dict_post_hook", "register_state_dict_pre_hook",
-    "to_folder", "T_destination", "shape_env", "loss_weights", "heads", "train_graph", "train_code", "spec_name", "typed",
+    "to_folder", "T_destination", "shape_env",
+    "loss_weights", "heads", "train_graph", "train_code", "spec_name", "typed",
 })
 """Names a node cannot take: attributes of the emitted module (tests/test_validate.py keeps this complete
 for the installed torch). Names starting with `_` are refused too."""
