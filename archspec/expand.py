@@ -83,7 +83,7 @@ class _Expander:
             return True
         value = self.eval(head.when, self.spec.vars, lambda off: head.loc)
         if not isinstance(value, bool):
-            if value is not _FAILED:
+            if value is not _EVAL_FAILED:
                 self.diags.error("wrong-type", f"`when:` of head '{head.name}' must be true or false",
                                  loc=head.loc, found=repr(value), hint="e.g. when: $aux_logits")
             return False
@@ -219,7 +219,7 @@ class _Expander:
             values[field], where[field] = self.eval(arg, env, layer.loc_at), arg.pos
         for kw in call.kwargs:
             values[kw.key], where[kw.key] = self.eval(kw.value, env, layer.loc_at), kw.pos
-        if any(v is _FAILED for v in values.values()):
+        if any(v is _EVAL_FAILED for v in values.values()):
             return None
         try:
             return op.attrs.model_validate(values)
@@ -300,7 +300,7 @@ class _Expander:
             else:
                 assert p.default is not None
                 value = self.eval(p.default, {**self.spec.vars, **bound}, lambda off, p=p: p.loc)
-            if value is _FAILED:
+            if value is _EVAL_FAILED:
                 return None
             bound[p.name] = value
         return bound
@@ -311,7 +311,7 @@ class _Expander:
             return evaluate(e, env)
         except ExprError as exc:
             self.diags.error(exc.code, exc.message, loc=locate(exc.pos), hint=exc.hint, span=exc.span)
-            return _FAILED
+            return _EVAL_FAILED
 
     def add_node(self, node: Node) -> bool:
         if len(self.nodes) >= MAX_NODES:
@@ -331,7 +331,7 @@ class _Expander:
         return True
 
 
-_FAILED = object()
+_EVAL_FAILED = object()
 
 
 def _defined(block: BlockDef) -> list[tuple[Location, str]]:

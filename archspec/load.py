@@ -171,7 +171,7 @@ class _Walker:
                                key_node.start_mark, "use a block with parameters instead")
             if not isinstance(key_node, yaml.ScalarNode):
                 raise _Refused("yaml-key", "mapping keys must be plain names", key_node.start_mark)
-            key = self.scalar(key_node, path + ("<key>",))
+            key = self.scalar(key_node)
             if isinstance(key, bool) or key is None or isinstance(key, float):
                 raise _Refused("yaml-key", f"mapping key {key_node.value!r} must be a name",
                                key_node.start_mark, "quote it if it is meant as text")
@@ -184,9 +184,11 @@ class _Walker:
             out[key] = self.value(value_node, path + (key,), depth + 1)
         return out
 
-    def scalar(self, node: yaml.Node, path: YamlPath) -> Any:
+    def scalar(self, node: yaml.Node, path: YamlPath | None = None) -> Any:
+        """A scalar's value; for a value (not a key), remember whether it was quoted."""
         self._check_tag(node, None)
-        self.source.quoted[path] = node.style in ("'", '"')
+        if path is not None:
+            self.source.quoted[path] = node.style in ("'", '"')
         return self.loader.construct_object(node, deep=True)
 
     def _check_tag(self, node: yaml.Node, expected: str | None) -> None:

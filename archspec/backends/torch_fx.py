@@ -9,6 +9,7 @@ a training graph that also computes them. `forward` picks by `self.training`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 from typing import Any
@@ -51,21 +52,13 @@ def resolve_device(device: Any) -> torch.device | None:
 def build_module(typed: TypedGraph, device: Any = None) -> ArchModule:
     """Instantiate every op's module on `device` and generate the fx graphs."""
     dev = resolve_device(device)
-    with torch.device(dev) if dev is not None else _nullcontext():
+    with torch.device(dev) if dev is not None else contextlib.nullcontext():
         root, emitted = _instantiate(typed)
     net = typed.net
     train_only = any(h.train_only for h in net.heads.values())
     eval_graph = _fx_graph(typed, emitted, training=False)
     train_graph = _fx_graph(typed, emitted, training=True) if train_only else None
     return ArchModule(root, eval_graph, train_graph, typed)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _instantiate(typed: TypedGraph) -> tuple[nn.Module, dict[str, Any]]:
@@ -177,21 +170,24 @@ class ArchModule(fx.GraphModule):
         return train.graph if train is not None else self.graph
 
     def __deepcopy__(self, memo: dict[int, Any]) -> ArchModule:
+        return self._copy(lambda m: copy.deepcopy(m, memo))
+
+    def __copy__(self) -> ArchModule:
+        """A new module over the same submodules (and so the same parameters)."""
+        return self._copy(lambda m: m)
+
+    def _copy(self, child: Any) -> ArchModule:
         root = nn.Module()
-        for name, child in self._modules.items():
-            root.add_module(name, copy.deepcopy(child, memo))
+        for name, module in self._modules.items():
+            root.add_module(name, child(module))
         train = self.__dict__.get("_train_module")
-        res = ArchModule(root, copy.deepcopy(self.graph, memo),
-                         copy.deepcopy(train.graph, memo) if train is not None else None, self.typed)
-        res.train(self.training)
-        return res
+        res = ArchModule(root, copy.deepcopy(self.graph), copy.deepcopy(train.graph) if train is not None else None,
+                         self.typed)
+        return res.train(self.training)
 
     def __reduce__(self) -> Any:
         spec = self.typed.net.spec
         return (_rebuild, (spec.source.text, spec.file, dict(spec.overrides), self.state_dict(), self.training))
-
-    def __copy__(self) -> ArchModule:
-        return self.__deepcopy__({})
 
 
 _DISPATCH = """

@@ -144,6 +144,14 @@ def test_deepcopy_and_save_load_keep_both_graphs(tmp_path):
         assert set(m.train()(x)) == {"main", "aux"}
 
 
+def test_shallow_copy_shares_parameters_and_keeps_both_graphs():
+    model = archspec.build(TINY)
+    shallow = copy.copy(model)
+    assert all(a is b for a, b in zip(shallow.parameters(), model.parameters(), strict=True))
+    x = torch.randn(2, 3, 32, 32)
+    assert set(shallow.train()(x)) == {"main", "aux"} and isinstance(shallow.eval()(x), torch.Tensor)
+
+
 def test_torch_compile_small_spec():
     model = archspec.build(TINY).eval()
     x = torch.randn(2, 3, 32, 32)
