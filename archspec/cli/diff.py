@@ -6,7 +6,7 @@ import click
 
 from ..errors import SpecError
 from . import SET, fail, main, parse_sets
-from .summary import chosen_format, emit, format_options
+from .tables import chosen_format, emit, format_options
 
 
 @main.command()
