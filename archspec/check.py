@@ -29,6 +29,8 @@ class CheckResult:
     seconds: float = 0.0
     smallest_input: tuple[int, int] | None = None
     smallest_inference: tuple[int, int] | None = None
+    deep_checked: dict[str, int] | None = None
+    """With `check --deep`: how many nodes torch confirmed, per mode."""
 
     @property
     def ok(self) -> bool:
@@ -44,6 +46,8 @@ class CheckResult:
             data["min_input"] = list(self.smallest_input)
         if self.smallest_inference is not None:
             data["min_input_inference"] = list(self.smallest_inference)
+        if self.deep_checked is not None:
+            data["deep_checked"] = dict(self.deep_checked)
         return data
 
 

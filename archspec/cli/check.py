@@ -55,6 +55,9 @@ def _print_check(r: Any, min_input: bool) -> None:
             extra = f"  min input {m[0]}×{m[1]}" if m else "  no valid input"
             if m and mi and mi != m:
                 extra += f" ({mi[0]}×{mi[1]} at inference)"
+        if r.deep_checked:
+            extra += "  shapes confirmed by torch: " + ", ".join(f"{n} nodes in {mode}"
+                                                                 for mode, n in r.deep_checked.items())
         click.echo(f"ok    {r.file}  {r.name}: {t.total('params'):,} params, "
                    f"{t.total('macs', inference=True):,} MACs{extra}")
     else:
@@ -69,4 +72,6 @@ def _deep(results: list[Any]) -> None:
 
     for r in results:
         if r.ok and r.typed is not None:
-            r.diagnostics += deep_check(r.typed).diagnostics
+            report = deep_check(r.typed)
+            r.diagnostics += report.diagnostics
+            r.deep_checked = report.checked
