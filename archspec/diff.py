@@ -10,7 +10,6 @@ input shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from .infer import TypedGraph
@@ -20,14 +19,6 @@ from .summary import Unit, members, node_text, totals, unit_label, unit_output, 
 from .table import Column, Table, fmt_int
 
 MAX_CHANGES = 2
-
-
-@dataclass(frozen=True)
-class Side:
-    """One side of a diff: its typed graph and how the user named it."""
-
-    typed: TypedGraph
-    name: str
 
 
 def side_name(typed: TypedGraph) -> str:

@@ -13,9 +13,6 @@ from typing import Iterator, Literal
 
 Severity = Literal["error", "warning"]
 
-DOCS = "docs/errors.md"
-
-
 @dataclass(frozen=True)
 class Location:
     """A position in a source file; line and col are 1-based."""
@@ -109,7 +106,7 @@ class Diagnostics:
 
     def add(self, diag: Diagnostic) -> Diagnostic:
         """Record `diag`; the same fault at the same place again only adds its path to the first one."""
-        key = (diag.code, diag.loc, diag.message.removeprefix(f"{diag.path}: "), diag.expected, diag.found)
+        key = (diag.code, diag.loc, diag.message, diag.expected, diag.found)
         for seen in self.items:
             if diag.path and seen.path and (seen.code, seen.loc, seen.message, seen.expected, seen.found) == key:
                 if diag.path != seen.path and diag.path not in seen.also:
@@ -120,9 +117,6 @@ class Diagnostics:
 
     def error(self, code: str, message: str, **kw) -> Diagnostic:
         return self.add(Diagnostic(code, message, **kw))
-
-    def warning(self, code: str, message: str, **kw) -> Diagnostic:
-        return self.add(Diagnostic(code, message, severity="warning", **kw))
 
     @property
     def errors(self) -> list[Diagnostic]:

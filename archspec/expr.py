@@ -52,7 +52,6 @@ class Var(Expr):
 @dataclass(frozen=True)
 class Seq(Expr):
     items: tuple[Expr, ...]
-    tuple_: bool = False
 
 
 @dataclass(frozen=True)
@@ -270,7 +269,7 @@ class _Parser:
                     break
                 items.append(self.expr())
             self.expect(")", "')'")
-            return Seq(t.pos, tuple(items), tuple_=True)
+            return Seq(t.pos, tuple(items))
         found = "end of text" if t.kind == "end" else repr(t.text)
         raise ExprError(f"expected a value, found {found}", t.pos)
 

@@ -30,9 +30,6 @@ class Graph:
         """Nodes of the inference graph (training-only heads left out), in order."""
         return [n for n in self.order if not self.net.nodes[n].train_only]
 
-    def preds(self, name: str) -> list[str]:
-        return self.inputs[name]
-
 
 def build_graph(net: Network) -> Graph:
     """Resolve references and order the nodes; raises SpecError on faults."""

@@ -73,10 +73,6 @@ class Scope:
     head: str | None = None
     children: list[str] = field(default_factory=list)
 
-    @property
-    def depth(self) -> int:
-        return 0 if not self.path else self.path.count("/") + 1
-
     def label(self) -> str:
         """`inception(64, 96, 128, 16, 32, 32)`, `block35 ×10`, or the scope's name."""
         if self.block and self.args is not None:
