@@ -55,6 +55,9 @@ def _print_check(r: Any, min_input: bool) -> None:
             extra = f"  min input {m[0]}×{m[1]}" if m else "  no valid input"
             if m and mi and mi != m:
                 extra += f" ({mi[0]}×{mi[1]} at inference)"
+        spec = t.net.spec
+        if spec.overrides and spec.expect is not None:
+            extra += "  (expect: not checked under --set)"
         if r.deep_checked:
             extra += "  shapes confirmed by torch: " + ", ".join(f"{n} nodes in {mode}"
                                                                  for mode, n in r.deep_checked.items())

@@ -65,6 +65,12 @@ def test_usage_errors_exit_2(args):
     assert "Traceback" not in out.stderr
 
 
+def test_expect_is_not_checked_under_overrides_and_says_so():
+    out = run("check", "specs/googlenet.yaml", "--set", "num_classes=10")
+    assert out.returncode == 0, out.stderr
+    assert "(expect: not checked under --set)" in out.stdout
+
+
 def test_set_of_undeclared_variable_is_an_error():
     out = run("check", "specs/googlenet.yaml", "--set", "num_clases=10")
     assert out.returncode == 1
