@@ -47,5 +47,7 @@ def build(spec: SpecLike | TypedGraph, *, device: Any = None, **vars: Any) -> Ar
     """Compile a spec into a `torch.fx.GraphModule` (see `ArchModule`) on `device`."""
     from .backends.torch_fx import build_module
 
+    if isinstance(spec, TypedGraph) and vars:
+        raise TypeError("a compiled graph has its variables fixed; pass the spec or its path to override them")
     typed = spec if isinstance(spec, TypedGraph) else compile(spec, **vars)
     return build_module(typed, device=device)
