@@ -113,14 +113,15 @@ def node_count(n: int) -> int:
     return n * NODES_PER_BLOCK + STEM_AND_HEAD_NODES
 
 
-def _time_check(path: Path) -> float:
-    start = time.perf_counter()
+def _time_check(path: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one `check_file`."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = archspec.check_file(path)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     if not result.ok:
         raise RuntimeError(f"{path.name} does not check:\n" + "\n".join(d.headline() for d in result.diagnostics))
     assert result.typed is not None and len(result.typed.order) == node_count(int(path.stem.rsplit("_", 1)[1]))
-    return elapsed
+    return elapsed, cpu
 
 
 def _time_process(path: Path) -> float:
@@ -140,10 +141,11 @@ def measure(sizes: tuple[int, ...] | list[int] = (100, 1000, 5000), repeat: int 
             process: bool = False) -> list[dict[str, Any]]:
     """Time the in-process `archspec.check_file(path)` on a generated spec of each size.
 
-    One dict per size: `blocks, nodes, median_s, min_s, max_s, us_per_node` (seconds of
-    `check_file`, median/min/max over `repeat` runs after one warm-up run). With
-    `process=True` the same keys prefixed `process_` give the whole `python -m archspec
-    check FILE` process.
+    One dict per size: `blocks, nodes, median_s, min_s, max_s, us_per_node` (wall seconds
+    of `check_file`, median/min/max over `repeat` runs after one warm-up run), and
+    `cpu_median_s, cpu_us_per_node`, the same in CPU time of this process, which a machine
+    loaded by other work disturbs less. With `process=True` the keys prefixed `process_`
+    give the wall time of the whole `python -m archspec check FILE` process.
     """
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,8 +153,10 @@ def measure(sizes: tuple[int, ...] | list[int] = (100, 1000, 5000), repeat: int 
             path = write_spec(Path(tmp), n)
             _time_check(path)  # warm-up: imports, pydantic's and the expression parser's caches
             gc.collect()
-            times = [_time_check(path) for _ in range(repeat)]
-            row = _row(n, times)
+            runs = [_time_check(path) for _ in range(repeat)]
+            row = _row(n, [wall for wall, _ in runs])
+            cpu = statistics.median(c for _, c in runs)
+            row.update(cpu_median_s=cpu, cpu_us_per_node=cpu / row["nodes"] * 1e6)
             if process:
                 row.update(_row(n, [_time_process(path) for _ in range(repeat)], "process_"))
             rows.append(row)
@@ -162,15 +166,17 @@ def measure(sizes: tuple[int, ...] | list[int] = (100, 1000, 5000), repeat: int 
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table; µs/node relative to the smallest size shows whether it stays flat."""
     process = "process_median_s" in rows[0]
-    headers = ["blocks", "nodes", "check_file median", "min – max", "µs/node", "µs/node vs smallest"]
+    headers = ["blocks", "nodes", "check_file median", "min – max", "µs/node", "µs/node vs smallest",
+               "CPU µs/node", "CPU µs/node vs smallest"]
     if process:
         headers += ["whole process median", "process min – max"]
-    base = rows[0]["us_per_node"]
+    base, cpu_base = rows[0]["us_per_node"], rows[0]["cpu_us_per_node"]
     lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
     for r in rows:
         cells = [f"{r['blocks']:,}", f"{r['nodes']:,}", f"{r['median_s']:.3f} s",
                  f"{r['min_s']:.3f} – {r['max_s']:.3f} s", f"{r['us_per_node']:.1f}",
-                 f"{r['us_per_node'] / base:.2f}×"]
+                 f"{r['us_per_node'] / base:.2f}×", f"{r['cpu_us_per_node']:.1f}",
+                 f"{r['cpu_us_per_node'] / cpu_base:.2f}×"]
         if process:
             cells += [f"{r['process_median_s']:.3f} s", f"{r['process_min_s']:.3f} – {r['process_max_s']:.3f} s"]
         lines.append("| " + " | ".join(cells) + " |")
