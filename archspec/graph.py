@@ -44,7 +44,7 @@ def build_graph(net: Network) -> Graph:
     inputs = {name: [r for r in (resolver.source(s) for s in node.inputs) if r is not None]
               for name, node in net.nodes.items()}
     diags.raise_if_errors(net.sources)
-    graph = Graph(net, _written_order(net, inputs), inputs)
+    graph = Graph(net, _written_order(inputs), inputs)
     if not graph.order:  # some node reads a later one: networkx finds the cycle or the order
         _check_cycles(net, graph.g, diags)
         diags.raise_if_errors(net.sources)
@@ -56,7 +56,7 @@ def build_graph(net: Network) -> Graph:
     return graph
 
 
-def _written_order(net: Network, inputs: dict[str, list[str]]) -> list[str]:
+def _written_order(inputs: dict[str, list[str]]) -> list[str]:
     """The nodes as written, if every node reads only nodes written before it; else [].
 
     Then the written order is the deterministic topological order (among ready nodes the one
