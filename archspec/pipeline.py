@@ -36,8 +36,8 @@ def compile(spec: SpecLike, **vars: Any) -> TypedGraph:  # noqa: A001 - the verb
     """Run every torch-free stage: a graph with shapes, params and MACs per node."""
     if not isinstance(spec, Spec):
         spec = load(spec, **vars)
-    elif vars:
-        spec = spec.with_overrides(**vars)
+    elif vars:  # validated again: the overrides may change what the vars evaluate to
+        spec = validate(spec.source, {**spec.overrides, **vars})
     network = expand(spec)
     graph = build_graph(network)
     return infer(graph)

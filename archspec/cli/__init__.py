@@ -49,4 +49,4 @@ def main() -> None:
     """archspec: compile YAML network specs into checked torch.fx modules."""
 
 
-from . import build, check, diff, draw, summary  # noqa: E402,F401  (each module registers its command)
+from . import build, check, diff, draw, schema, summary  # noqa: E402,F401  (each module registers its command)
