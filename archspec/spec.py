@@ -51,7 +51,12 @@ Count = Annotated[int, Field(ge=0, strict=True)]
 LayerValue = Annotated[Any, _schema_ref("Layer")]
 BranchesValue = Annotated[Any, _schema_ref("Branches")]
 RefValue = Annotated[StrictStr, WithJsonSchema({"type": "string", "pattern": REF_PATTERN})]
-_ONE_KIND = [{"required": [kind]} for kind in ("body", "concat", "add")]
+
+
+def _construct_schema(**extra: Any) -> dict[str, Any]:
+    """What JSON Schema can say of a construct beyond its keys: one kind, and repeat: only with body:."""
+    return {"oneOf": [{"required": [kind]} for kind in ("body", "concat", "add")],
+            "dependencies": {"repeat": ["body"]}, **extra}
 
 
 class ExpectModel(_Strict):
@@ -96,7 +101,7 @@ class SpecModel(_Strict):
 class ConstructModel(_Strict):
     """A construct: exactly one of body, concat or add, with optional from: and repeat:."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": _ONE_KIND, "dependencies": {"repeat": ["body"]}})
+    model_config = ConfigDict(json_schema_extra=_construct_schema())
 
     body: LayerValue = Field(None, description="a layer: the construct's layers, run in order")
     concat: BranchesValue = Field(
@@ -114,8 +119,7 @@ class ConstructModel(_Strict):
 class BlockModel(ConstructModel):
     """A template under `blocks:`: parameters plus a construct (without from:)."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": _ONE_KIND, "dependencies": {"repeat": ["body"]},
-                                                 "not": {"required": ["from"]}})
+    model_config = ConfigDict(json_schema_extra=_construct_schema(**{"not": {"required": ["from"]}}))
 
     params: list[StrictStr | StrictInt] = Field(
         default_factory=list, description="parameter names, read as $name in the body; name=default gives a "
@@ -128,8 +132,7 @@ class BlockModel(ConstructModel):
 class HeadModel(ConstructModel):
     """An output head under `heads:`; `from:` says which node it reads."""
 
-    model_config = ConfigDict(json_schema_extra={"oneOf": _ONE_KIND, "dependencies": {"repeat": ["body"]},
-                                                 "required": ["from"]})
+    model_config = ConfigDict(json_schema_extra=_construct_schema(required=["from"]))
 
     train_only: StrictBool = Field(False, description="left out of the inference graph (an auxiliary classifier)")
     loss_weight: StrictInt | StrictFloat = Field(
