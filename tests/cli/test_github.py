@@ -76,6 +76,7 @@ def test_the_pre_commit_hook_runs_its_entry_on_the_files_it_matches(tmp_path):
     assert entry[0] == "archspec" and hook["language"] == "python"
     command = [sys.executable, "-m", "archspec", *entry[1:]]  # the console script, as pre-commit installs it
     good, bad = _specs(tmp_path)
-    run = [subprocess.run(command + [str(f)], cwd=ROOT, capture_output=True, text=True, timeout=120) for f in (good, bad)]
+    run = [subprocess.run([*command, str(f)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+           for f in (good, bad)]
     assert run[0].returncode == 0, run[0].stdout + run[0].stderr
     assert run[1].returncode == 1 and "error[too-many-arguments]" in run[1].stderr

@@ -79,7 +79,7 @@ def test_a_real_process_exits_3_without_a_traceback(tmp_path):
     code = ("import archspec.pipeline as p\n"
             "def broken(*a, **k):\n    raise RuntimeError('internal')\n"
             "p.infer = broken\n"
-            "from archspec.cli import main\nmain(['check', %r], prog_name='archspec')\n" % SPEC)
+            f"from archspec.cli import main\nmain(['check', {SPEC!r}], prog_name='archspec')\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "error[internal-error]" in out.stderr and "Traceback" not in out.stderr
