@@ -87,11 +87,29 @@ def _lines(rng: random.Random, text: str) -> str:
     return "\n".join(lines)
 
 
+VALUES = ["", "~", "null", "true", "no", "0", "-7", "1.5", ".inf", ".nan", "0x1F", "1_000", "2001-01-01", "12:30:00",
+          "[]", "{}", "[1, [2]]", "{a: 1}", "{body: relu}", "{concat: [relu, relu]}", "{from: input, body: relu}",
+          "{repeat: 3, body: relu}", "!!binary aGk=", "!!str 3", "'quoted'", '"a\\u0000b"', "|\n  text", "relu",
+          "conv(64, 3)", "conv($nope)", "concat(a, b)", "[relu, conv(8, 1)]", "- relu", "x" * 300]
+
+
+def _values(rng: random.Random, text: str) -> str:
+    """Replace what follows `key:` on a line with another YAML value."""
+    lines = text.split("\n")
+    spots = [i for i, line in enumerate(lines) if re.match(r"^\s*[-\w]+:( |$)", line)]
+    if not spots:
+        return text
+    i = rng.choice(spots)
+    key = lines[i].split(":", 1)[0]
+    lines[i] = f"{key}: {rng.choice(VALUES)}"
+    return "\n".join(lines)
+
+
 def _truncate(rng: random.Random, text: str) -> str:
     return text[:rng.randrange(len(text))]
 
 
-EDITS = [_numbers, _numbers, _numbers, _words, _words, _chars, _chars, _lines, _lines, _lines, _truncate]
+EDITS = [_numbers, _numbers, _numbers, _words, _words, _chars, _chars, _lines, _lines, _values, _values, _truncate]
 
 
 def mutants(path: Path, count: int, seed: int) -> list[str]:

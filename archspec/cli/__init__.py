@@ -1,12 +1,12 @@
 """The `archspec` command: a thin shell over the Python API.
 
     archspec build   SPEC [--set k=v ...] [-o FILE] [--device DEV]
-    archspec check   [PATH ...] [--set k=v ...] [--json] [--min-input] [--deep]
+    archspec check   [PATH ...] [--set k=v ...] [--format text|json|github] [--json] [--min-input] [--deep]
     archspec draw    SPEC -o FILE [--depth N] [--focus BLOCK] [--no-heads] [--lr]
     archspec summary SPEC [--depth N] [--paper] [--json | --csv | --markdown]
     archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all]
-
-    archspec schema
+    archspec schema                      (the spec language's JSON Schema, for editors)
+    archspec --debug VERB ...            (a traceback when archspec itself fails)
 
 Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error, 3 a bug in
 archspec (the traceback under `archspec --debug` or ARCHSPEC_DEBUG=1), 130 interrupted.
