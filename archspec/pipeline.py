@@ -61,8 +61,8 @@ def compile(spec: SpecLike, **vars: Any) -> TypedGraph:  # noqa: A001 - the verb
     with paused_gc():
         if not isinstance(spec, Spec):
             spec = load(spec, **vars)
-        elif vars:
-            spec = spec.with_overrides(**vars)
+        elif vars:  # validated again: the overrides may change what the vars evaluate to
+            spec = validate(spec.source, {**spec.overrides, **vars})
         network = expand(spec)
         graph = build_graph(network)
         return infer(graph)
