@@ -9,6 +9,7 @@ spec line of the node it belongs to (`state_dict` keys are node paths).
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -43,6 +44,8 @@ def save_weights(module: torch.nn.Module, path: str | Path) -> None:
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, on CPU; SpecError `weights-unreadable` (at the file) if it has none."""
     path = str(path)
+    if os.path.isfile(path) and os.path.getsize(path) == 0:
+        raise _unreadable(path, "the file is empty", None)
     try:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
@@ -51,7 +54,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to read a user's file is reported, not raised
-        raise _unreadable(path, _reason(exc), _hint(path, exc)) from None
+        raise _unreadable(path, _reason(path, exc), _hint(path, exc)) from None
     if isinstance(state, dict) and state and all(isinstance(v, torch.Tensor) for v in state.values()):
         return dict(state)
     nested = [k for k in ("state_dict", "model", "model_state_dict") if isinstance(state, dict) and k in state]
@@ -97,7 +100,7 @@ def mismatches(typed: TypedGraph, want: dict[str, tuple[int, ...]], have: dict[s
         diags.add(_at(nodes.get(owner), owner, f"{_and(names)} in {file} {verb} another shape than this {{op}}'s",
                       expected=", ".join(f"{n} {_shape(want[f'{owner}.{n}'])}" for n in names),
                       found=", ".join(f"{n} {_shape(have[f'{owner}.{n}'])}" for n in names)))
-    for scope, keys in _by_scope(net.scopes, extra).items():
+    for scope, keys in _by_scope(net.scopes, extra):
         where = f"under '{scope.path}'" if scope is not None and scope.path else "in this network"
         shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
         diags.add(Diagnostic("weights-mismatch", f"{file} has {len(keys)} tensor{'s' if len(keys) > 1 else ''} "
@@ -122,16 +125,15 @@ def _at(node: Node | None, owner: str, message: str, **kw: Any) -> Diagnostic:
                       path=node.name if node is not None else owner.replace(".", "/"), **kw)
 
 
-def _by_scope(scopes: dict[str, Scope], keys: list[str]) -> dict[Scope | None, list[str]]:
-    """Unexpected keys grouped by the deepest spec scope whose module path prefixes them."""
-    paths = {s.path.replace("/", "."): s for s in scopes.values() if s.path}
-    groups: dict[Scope | None, list[str]] = defaultdict(list)
+def _by_scope(scopes: dict[str, Scope], keys: list[str]) -> list[tuple[Scope | None, list[str]]]:
+    """Unexpected keys grouped by the deepest spec scope whose module path prefixes them (None: no scope)."""
+    paths = {s.path.replace("/", "."): s.path for s in scopes.values() if s.path}
+    groups: dict[str | None, list[str]] = defaultdict(list)
     for key in keys:
         parts = key.split(".")
-        owner = next((paths[p] for p in (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)) if p in paths),
-                     None)
-        groups[owner].append(key)
-    return groups
+        prefixes = (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))
+        groups[next((paths[p] for p in prefixes if p in paths), None)].append(key)
+    return [(scopes[path] if path is not None else None, found) for path, found in groups.items()]
 
 
 def _unreadable(path: str, reason: str, hint: str | None) -> SpecError:
@@ -139,14 +141,14 @@ def _unreadable(path: str, reason: str, hint: str | None) -> SpecError:
                                  hint=hint)])
 
 
-def _reason(exc: Exception) -> str:
+def _reason(path: str, exc: Exception) -> str:
     text = str(exc)
     unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
     if unsafe:
         return f"it pickles Python objects ({unsafe.group(1)}), which weights_only loading refuses to run"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
-    if "Weights only load failed" in text or "PytorchStreamReader" in text or type(exc).__name__ == "UnpicklingError":
+    if not path.endswith(".safetensors"):  # torch.load fails on other bytes in many ways, none of them telling
         return "it is not a file written by torch.save, or it is damaged"
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return first if len(first) <= 160 else first[:157] + "..."
