@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"
 TINY = ROOT / "tests" / "fixtures" / "tiny.yaml"
 FAST = {"googlenet", "inception_v3"}  # CI runs these two; the rest are marked slow (a minute or more each on 2 cores)
-ZOO = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.slow) for p in sorted(SPECS.glob("*.yaml"))]
+ZOO = [pytest.param(p, id=p.stem, marks=() if p.stem in FAST else pytest.mark.slow)
+       for p in sorted(SPECS.glob("*.yaml"))]
 
 
 def _export(spec: Path, tmp_path: Path) -> tuple[archspec.ArchModule, Path]:
