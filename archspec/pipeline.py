@@ -1,7 +1,7 @@
 """The compiler as an ordered list of stage calls.
 
     load -> validate -> expand -> graph -> infer  (torch-free: `compile`)
-                                            \\-> torch backend        (`build`)
+                                            \\-> memory check -> torch backend -> weights  (`build`)
 """
 
 from __future__ import annotations

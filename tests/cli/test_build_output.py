@@ -29,6 +29,10 @@ def huge(tmp_path: Path) -> Path:
 
 
 def test_huge_spec_is_refused_located_and_meta_builds_it(huge: Path):
+    from archspec.memory import host_available
+
+    if (host_available() or 0) >= 360_015_600_040:
+        pytest.skip("this machine has 360 GB available")
     out = run("build", str(huge))
     assert out.returncode == 1, out.stdout + out.stderr
     assert f"{huge}:6:10: error[too-much-memory] conv2: building huge needs 360.0 GB for its weights" in out.stderr
