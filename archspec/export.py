@@ -65,8 +65,12 @@ def _write_safetensors(module: Any, typed: TypedGraph, path: str) -> None:
 
 
 def _write_python(module: Any, typed: TypedGraph, path: str) -> None:
-    from .backends.python_source import emit_python  # type: ignore[import-not-found,unused-ignore]
-
+    try:
+        from .backends.python_source import emit_python  # type: ignore[import-not-found,unused-ignore]
+    except ModuleNotFoundError as exc:
+        if exc.name != "archspec.backends.python_source":
+            raise
+        raise ExportError("this archspec has no Python source emitter (archspec.backends.python_source)") from None
     Path(path).write_text(emit_python(typed), encoding="utf-8")
 
 

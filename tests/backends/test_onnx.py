@@ -88,3 +88,14 @@ def test_heads_kept_at_inference_are_named_outputs(tmp_path: Path):
     x = torch.randn(4, 3, 32, 32)
     for ours, theirs in zip(_outputs(module, x), session.run(None, {"x": x.numpy()}), strict=True):
         np.testing.assert_allclose(theirs, ours, atol=1e-5, rtol=0)
+
+
+def test_weights_over_the_protobuf_limit_are_refused_and_nothing_is_written(tmp_path: Path, monkeypatch):
+    from archspec.backends import onnx as backend
+    from archspec.export import ExportError
+
+    monkeypatch.setattr(backend, "MAX_BYTES", 10_000)  # tiny's weights are 11,448 bytes
+    typed = archspec.compile(TINY)
+    with pytest.raises(ExportError, match="one .onnx file holds at most 2 GB"):
+        save(archspec.build(typed), typed, tmp_path / "tiny.onnx")
+    assert list(tmp_path.iterdir()) == []
