@@ -20,12 +20,14 @@ def atomic_output(target: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary path beside `target`; on success it replaces `target` in one rename.
 
     If the body raises, the temporary file is removed and `target` is left as it was.
-    The new file keeps the mode of the file it replaces (0644 for a new one).
+    The new file keeps the mode of the file it replaces (0644 for a new one). The temporary
+    name ends with the target's suffix (`.model.pt2.k3j9x.pt2`): writers that check or
+    choose by the suffix (torch.export.save, onnx) see the format they are asked for.
     """
     path = Path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield tmp

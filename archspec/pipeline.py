@@ -1,7 +1,7 @@
 """The compiler as an ordered list of stage calls.
 
     load -> validate -> expand -> graph -> infer  (torch-free: `compile`)
-                                            \\-> torch backend        (`build`)
+                                            \\-> memory check -> torch backend -> weights  (`build`)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from .expand import expand
 from .graph import build_graph
 from .infer import TypedGraph, infer
 from .load import load_file, load_text
+from .memory import Limit, check_memory
 from .spec import Spec
 from .validate import validate
 
@@ -68,11 +69,25 @@ def compile(spec: SpecLike, **vars: Any) -> TypedGraph:  # noqa: A001 - the verb
         return infer(graph)
 
 
-def build(spec: SpecLike | TypedGraph, *, device: Any = None, **vars: Any) -> ArchModule:
-    """Compile a spec into a `torch.fx.GraphModule` (see `ArchModule`) on `device`."""
+def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Path | None = None,
+          max_memory: Limit = "auto", **vars: Any) -> ArchModule:
+    """Compile a spec into a `torch.fx.GraphModule` (see `ArchModule`) on `device`.
+
+    `weights`: a `.safetensors` file or a `state_dict` saved by `torch.save`, loaded
+    strictly (SpecError `weights-mismatch`, located, when it does not fit).
+    `max_memory`: the build is refused (SpecError `too-much-memory`) when its
+    parameters and buffers need more than this: "auto" is what `device` has free,
+    or bytes, or a size such as "2GiB"; None skips the check.
+    """
     from .backends.torch_fx import build_module
 
     if isinstance(spec, TypedGraph) and vars:
         raise TypeError("a compiled graph has its variables fixed; pass the spec or its path to override them")
     typed = spec if isinstance(spec, TypedGraph) else compile(spec, **vars)
-    return build_module(typed, device=device)
+    check_memory(typed, device, max_memory)
+    module = build_module(typed, device=device)
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(module, typed, weights)
+    return module

@@ -41,3 +41,11 @@ def test_same_file(tmp_path: Path):
     a.write_text("x")
     (tmp_path / "link.yaml").symlink_to(a)
     assert same_file(a, tmp_path / "link.yaml") and not same_file(a, tmp_path / "missing.yaml")
+
+
+def test_the_temporary_file_ends_with_the_targets_suffix(tmp_path: Path):
+    """Writers that check the name (torch.export.save wants `.pt2`) see the format they are asked for."""
+    with atomic_output(tmp_path / "model.pt2") as tmp:
+        assert Path(tmp).parent == tmp_path and Path(tmp).name.startswith(".model.pt2.") and tmp.endswith(".pt2")
+        Path(tmp).write_text("x")
+    assert os.listdir(tmp_path) == ["model.pt2"]

@@ -18,9 +18,13 @@ import torch
 from torch import fx, nn
 
 from ..errors import Diagnostic, SpecError
-from ..infer import TypedGraph
+from ..expand import expand
+from ..graph import build_graph
+from ..infer import TypedGraph, infer
 from ..ir import INPUT
+from ..load import load_text
 from ..ops import IDENTITY, REGISTRY, FunctionCall
+from ..validate import validate
 
 
 class DeviceError(RuntimeError):
@@ -216,9 +220,8 @@ _DISPATCHERS = itertools.count()
 
 
 def _rebuild(text: str, file: str, overrides: dict, state: dict, training: bool) -> ArchModule:
-    from ..pipeline import compile, loads
-
-    typed = compile(loads(text, file, **overrides))
+    """Unpickle: recompile the spec text through the torch-free stages (the ones below this backend)."""
+    typed = infer(build_graph(expand(validate(load_text(text, file), overrides))))
     device = next((t.device for t in state.values() if isinstance(t, torch.Tensor)), None)
     module = build_module(typed, device=device if device is not None and device.type != "cpu" else None)
     module.load_state_dict(state, strict=True)

@@ -1,6 +1,6 @@
 """The `archspec` command: a thin shell over the Python API.
 
-    archspec build   SPEC [--set k=v ...] [-o FILE] [--device DEV]
+    archspec build   SPEC [--set k=v ...] [-o FILE] [--weights FILE] [--device DEV] [--max-memory SIZE]
     archspec check   [PATH ...] [--set k=v ...] [--format text|json|github] [--json] [--min-input] [--deep]
     archspec draw    SPEC -o FILE [--depth N] [--focus BLOCK] [--no-heads] [--lr]
     archspec summary SPEC [--depth N] [--paper] [--json | --csv | --markdown]

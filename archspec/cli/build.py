@@ -1,42 +1,66 @@
-"""`archspec build`: compile a spec, print its summary, optionally save the module."""
+"""`archspec build`: compile a spec, print its summary, optionally load weights and save the module."""
 
 from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import SpecError
-from ..files import atomic_output, same_file
+from ..export import FORMATS, format_of, formats_help
+from ..files import same_file
+from ..memory import parse_size
 from . import SET, fail, main, parse_sets
+
+
+class Size(click.ParamType):
+    """A byte count written with a unit: 512MB, 2GiB, 1.5GB (or plain bytes)."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+_OUTPUT_HELP = "Save the module; the suffix picks the format: " + "; ".join(
+    f"{f.suffix} {f.what}" for f in FORMATS.values()) + "."
 
 
 @main.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
 @SET
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Save the module: .pt (torch.save of the module) or .pt2 (torch.export program).")
-@click.option("--device", default="cpu", show_default=True, help="Device to build on: cpu, cuda, cuda:1, mps.")
-def build(spec: str, sets: tuple[str, ...], output: str | None, device: str) -> None:
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help=_OUTPUT_HELP)
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Load weights, strictly: a .safetensors file or a state_dict saved with torch.save "
+                   "(read with weights_only=True).")
+@click.option("--device", default="cpu", show_default=True, help="Device to build on: cpu, cuda, cuda:1, mps, meta.")
+@click.option("--max-memory", type=Size(), default=None,
+              help="Refuse to build when the weights need more than SIZE (e.g. 512MB, 2GiB); by default, more than "
+                   "the device has available. --device meta allocates nothing and is never refused.")
+def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | None, device: str,
+          max_memory: int | None) -> None:
     """Compile SPEC into a torch.fx GraphModule and print a summary."""
     from .. import pipeline
     from ..report import overview_lines
 
     overrides = parse_sets(sets)
     if output:
-        _check_output(spec, output)
+        _check_output(spec, output, device)
     try:
         t0 = time.perf_counter()
         typed = pipeline.compile(spec, **overrides)
         t1 = time.perf_counter()
-        from ..backends.torch_fx import DeviceError, build_module
+        from ..backends.torch_fx import DeviceError
 
         t_import = time.perf_counter()
         try:
-            module = build_module(typed, device=device)
+            module = pipeline.build(typed, device=device, weights=weights,
+                                    max_memory=max_memory if max_memory is not None else "auto")
         except DeviceError as exc:
             click.echo(f"error[device-unavailable]: {exc}", err=True)
             sys.exit(1)
@@ -52,31 +76,35 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, device: str) -> 
         click.echo(f"  {label:<9}{text}")
     click.echo(f"  {'built':<9}on {device} in {(t2 - t_import) * 1000:.0f} ms after checks in "
                f"{(t1 - t0) * 1000:.0f} ms (and {t_import - t1:.1f} s to import torch)")
+    if weights:
+        click.echo(f"  {'weights':<9}{weights}")
     if output:
-        _save(module, typed, output, device)
+        _save(module, typed, output)
         click.echo(f"  {'saved':<9}{output}")
     if problems:
         click.echo("\n" + SpecError(problems, typed.net.sources).render(), err=True)
         sys.exit(1)
 
 
-def _check_output(spec: str, output: str) -> None:
-    suffix = Path(output).suffix
-    if suffix not in (".pt", ".pt2"):
-        raise click.BadParameter(f"unknown format {suffix or '(none)'}; use .pt or .pt2", param_hint="-o")
+def _check_output(spec: str, output: str, device: str) -> None:
+    fmt = format_of(output)
+    if fmt is None:
+        suffix = output.rpartition(".")[2] if "." in output.rsplit("/", 1)[-1] else ""
+        raise click.BadParameter(f"unknown format {'.' + suffix if suffix else '(no suffix)'}; use {formats_help()}",
+                                 param_hint="-o")
     if same_file(output, spec):
         raise click.BadParameter("refusing to overwrite the spec file itself", param_hint="-o")
+    if fmt.needs_weights and device.startswith("meta"):
+        raise click.BadParameter(f"a module built on meta has no weights to write to {fmt.suffix}",
+                                 param_hint="-o")
 
 
-def _save(module: Any, typed: Any, output: str, device: str) -> None:
-    """Write to a temporary file next to OUTPUT, then move it into place: never a half-written file."""
-    import torch
+def _save(module: Any, typed: Any, output: str) -> None:
+    """Write through a temporary file next to OUTPUT, moved into place: never a half-written file."""
+    from ..export import ExportError, save
 
-    with atomic_output(output) as tmp:
-        if Path(output).suffix == ".pt2":
-            example = torch.zeros((2,) + tuple(typed.input_shape), device=device)
-            torch.export.save(torch.export.export(module.eval(), (example,)), tmp)
-        else:
-            torch.save(module, tmp)
-
-
+    try:
+        save(module, typed, output)
+    except ExportError as exc:
+        click.echo(f"error[export-failed]: {output}: {exc}", err=True)
+        sys.exit(1)

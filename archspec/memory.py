@@ -1,0 +1,153 @@
+"""How much memory a network's weights take, and whether a device has it: checked before `build` allocates.
+
+The estimate is torch-free: parameters come from the typed graph (the op
+registry's counts), buffers from `BUFFERS`; every tensor is float32 except
+BatchNorm's int64 step counter. A build that would not fit is refused with
+the largest nodes located in the spec, instead of ending in the allocator's
+traceback (or in the kernel's OOM killer). The meta device allocates nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import Diagnostic, Location, SpecError
+from .infer import TypedGraph
+from .ir import INPUT
+from .ops import Shape
+
+FLOAT = 4
+"""Bytes per parameter and per float buffer (torch's default dtype, float32)."""
+
+BUFFERS: dict[str, Callable[[Any, list[Shape]], int]] = {
+    # running_mean and running_var (float32, C each) and num_batches_tracked (one int64)
+    "bn": lambda attrs, ins: 2 * ins[0][0] * FLOAT + 8,
+}
+"""Bytes of the buffers an op's module holds, by op name (ops not listed hold none)."""
+
+TOP = 5
+"""The number of largest nodes a refusal names."""
+
+UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9, "t": 10**12,
+         "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*$", re.I)
+
+Limit = int | str | None
+"""`build`'s `max_memory`: "auto" (what the device has free), bytes, a size such as "2GiB", or None (no check)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Bytes of parameters and buffers, in total and per node (in graph order)."""
+
+    total: int
+    nodes: dict[str, int]
+
+    def largest(self, n: int = TOP) -> list[tuple[str, int]]:
+        return sorted(((k, v) for k, v in self.nodes.items() if v), key=lambda kv: -kv[1])[:n]
+
+
+def estimate(typed: TypedGraph) -> Estimate:
+    """The bytes `build` would allocate for every parameter and buffer of the network (training heads included)."""
+    nodes: dict[str, int] = {}
+    for name in typed.order:
+        if name == INPUT:
+            continue
+        node = typed.net.nodes[name]
+        ins = [typed.shape(s) for s in typed.graph.inputs[name]]
+        buffers = BUFFERS.get(node.op)
+        nodes[name] = typed.info[name].params * FLOAT + (buffers(node.attrs, ins) if buffers else 0)
+    return Estimate(sum(nodes.values()), nodes)
+
+
+def parse_size(text: str | int) -> int:
+    """`512MB` -> 512_000_000, `2GiB` -> 2_147_483_648, `1000` -> 1000 bytes; ValueError otherwise."""
+    if isinstance(text, int):
+        return text
+    match = _SIZE.match(text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in UNITS:
+        raise ValueError(f"cannot read the size {text!r}: write bytes or a number with a unit, e.g. 512MB or 2GiB")
+    return int(float(match.group(1)) * UNITS[unit])
+
+
+def available(device: Any = None) -> int | None:
+    """Bytes free for new tensors on `device` (None, 'cpu', 'cuda:1', a torch.device), or None if unknown/unbounded."""
+    kind, _, index = str(device or "cpu").partition(":")
+    if kind == "meta":
+        return None
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None  # the backend says why the device cannot be used
+        idx = int(index) if index.isdigit() else torch.cuda.current_device()
+        return torch.cuda.mem_get_info(idx)[0] if idx < torch.cuda.device_count() else None
+    return host_available()  # cpu, and mps (whose memory is the host's)
+
+
+def host_available() -> int | None:
+    """MemAvailable from /proc/meminfo (free plus reclaimable cache), else free pages, else None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(typed: TypedGraph, device: Any = None, max_memory: Limit = "auto") -> Estimate:
+    """Refuse (SpecError `too-much-memory`) a build whose weights exceed `max_memory` on `device`.
+
+    `max_memory="auto"` is what the device has free now; None skips the check;
+    the meta device is never refused.
+    """
+    est = estimate(typed)
+    if max_memory is None or str(device or "cpu").startswith("meta"):
+        return est
+    if max_memory == "auto":
+        limit, what = available(device), f"the {{}} available on {device or 'cpu'}"
+    else:
+        limit, what = parse_size(max_memory), "the memory limit of {}"
+    if limit is not None and est.total > limit:
+        raise SpecError([_refusal(typed, est, limit, what)], typed.net.sources)
+    return est
+
+
+def _refusal(typed: TypedGraph, est: Estimate, limit: int, what: str) -> Diagnostic:
+    top = est.largest()
+    name, size = top[0]
+    node = typed.net.nodes[name]
+    params = typed.total("params")
+    notes: list[tuple[Location, str]] = []
+    for other, nbytes in top[1:]:
+        loc = typed.net.nodes[other].loc
+        if loc is not None:
+            notes.append((loc, f"{other} ({typed.net.nodes[other].op}): {fmt_bytes(nbytes)}"))
+    return Diagnostic(
+        "too-much-memory",
+        f"building {typed.net.name} needs {fmt_bytes(est.total)} for its weights, "
+        f"more than {what.format(fmt_bytes(limit))}",
+        loc=node.loc, path=name, notes=notes,
+        expected=f"at most {fmt_bytes(limit)} ({limit:,} bytes)",
+        found=f"{fmt_bytes(est.total)} ({est.total:,} bytes: {params:,} float32 params and the buffers); "
+              f"this {node.op} alone takes {fmt_bytes(size)}",
+        hint="`--device meta` builds the module without allocating weights; `--max-memory SIZE` sets the limit "
+             "(`max_memory=None` in Python skips the check)")
+
+
+def fmt_bytes(n: int) -> str:
+    """`360.0 GB`, `512.0 MB`, `840 B` (decimal units, as `--max-memory 512MB` reads them)."""
+    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"

@@ -1,0 +1,166 @@
+"""Weights files: safetensors out, safetensors or torch.save state_dicts in, strictly, mismatches located."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import archspec
+from archspec.export import save
+from archspec.weights import load_weights, read_weights, save_weights
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOGLENET = ROOT / "specs" / "googlenet.yaml"
+TINY = ROOT / "tests" / "fixtures" / "tiny.yaml"
+
+
+def _equal_states(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+@pytest.fixture(scope="module")
+def googlenet() -> archspec.ArchModule:
+    torch.manual_seed(0)
+    module = archspec.build(GOOGLENET)
+    module.train()(torch.randn(4, 3, 224, 224))  # moves the BatchNorm running statistics off their initial values
+    return module
+
+
+def test_round_trip_pt_to_safetensors_to_build(googlenet, tmp_path: Path):
+    pt, st = tmp_path / "googlenet.pt", tmp_path / "googlenet.safetensors"
+    torch.save(googlenet.state_dict(), pt)
+    from_pt = archspec.build(GOOGLENET, weights=pt)
+    save(from_pt, from_pt.typed, st)
+    from_st = archspec.build(GOOGLENET, weights=st)
+    _equal_states(googlenet, from_pt)
+    _equal_states(googlenet, from_st)
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(from_st.eval()(x), googlenet.eval()(x), atol=0, rtol=0)
+
+
+def test_torchvision_state_dict_loads_and_gives_its_outputs(tmp_path: Path):
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True, transform_input=False)
+    path = tmp_path / "torchvision_googlenet.pth"
+    torch.save(ref.state_dict(), path)
+    model = archspec.build(GOOGLENET, weights=path).eval()
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref.eval()(x), atol=1e-5, rtol=0)
+
+
+def test_other_num_classes_is_a_located_mismatch(googlenet, tmp_path: Path):
+    path = tmp_path / "g.safetensors"
+    save_weights(googlenet, path)
+    with pytest.raises(archspec.SpecError) as info:
+        archspec.build(GOOGLENET, weights=path, num_classes=10)
+    diags = info.value.diagnostics
+    assert {d.code for d in diags} == {"weights-mismatch"}
+    fc = next(d for d in diags if d.path == "fc")
+    assert (fc.loc.line, fc.loc.col) == (80, 7)
+    assert fc.expected == "weight 10×1024, bias 10" and fc.found == "weight 1000×1024, bias 1000"
+    assert {d.path for d in diags if d.path} == {"fc", "aux1/fc2", "aux2/fc2"}
+    assert diags[-1].message.endswith("does not fit googlenet: 0 missing, 0 unexpected, 6 of another shape")
+    text = info.value.render()
+    assert "80 |   fc: linear($num_classes)" in text
+
+
+def test_missing_and_unexpected_keys_are_named_at_their_nodes_and_scopes(tmp_path: Path):
+    module = archspec.build(TINY)
+    state = module.state_dict()
+    del state["mix.mid.1.conv.weight"]
+    state["mix.extra.weight"] = torch.zeros(3)
+    state["stray"] = torch.zeros(1)
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    fresh = archspec.build(TINY)
+    with pytest.raises(archspec.SpecError) as info:
+        load_weights(fresh, fresh.typed, path)
+    by_path = {d.path: d for d in info.value.diagnostics}
+    missing = by_path["mix/mid/1/conv"]
+    assert "has no weight for this conv" in missing.message and missing.expected == "weight 16×8×3×3"
+    assert missing.loc is not None and missing.loc.line == 27  # `mix: mixed(8, 8, 16)`, the call that made it
+    under_mix = by_path["mix"]
+    assert "1 tensor with no place under 'mix'" in under_mix.message and under_mix.found == "mix.extra.weight"
+    stray = next(d for d in info.value.diagnostics if d.found == "stray")
+    assert "1 tensor with no place in this network" in stray.message and stray.loc is None
+    assert info.value.diagnostics[-1].message.endswith("1 missing, 2 unexpected, 0 of another shape")
+
+
+def test_a_failed_load_leaves_the_module_as_it_was(tmp_path: Path):
+    torch.manual_seed(0)
+    module = archspec.build(TINY)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    other = archspec.build(TINY, classes=3)
+    path = tmp_path / "w.safetensors"
+    save_weights(other, path)
+    with pytest.raises(archspec.SpecError):
+        load_weights(module, module.typed, path)
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"", "the file is empty"),
+    (b"\x00" * 64, "is not a file written by torch.save"),
+    (b"archspec: 1\n", "is not a file written by torch.save"),
+])
+def test_unreadable_files_are_located_at_the_file(tmp_path: Path, content: bytes, reason: str):
+    path = tmp_path / "w.pt"
+    path.write_bytes(content)
+    with pytest.raises(archspec.SpecError) as info:
+        read_weights(path)
+    (diag,) = info.value.diagnostics
+    assert diag.code == "weights-unreadable" and reason in diag.message
+    assert diag.loc is not None and diag.loc.file == str(path)
+
+
+def test_a_damaged_safetensors_file(tmp_path: Path):
+    path = tmp_path / "w.safetensors"
+    save_weights(archspec.build(TINY), path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(archspec.SpecError) as info:
+        read_weights(path)
+    assert info.value.diagnostics[0].code == "weights-unreadable"
+
+
+def test_a_pickled_module_is_refused_without_running_it(tmp_path: Path):
+    path = tmp_path / "model.pt"
+    torch.save(archspec.build(TINY), path)
+    with pytest.raises(archspec.SpecError) as info:
+        read_weights(path)
+    diag = info.value.diagnostics[0]
+    assert "archspec.backends.torch_fx._rebuild" in diag.message and "-o weights.safetensors" in diag.hint
+
+
+def test_a_checkpoint_dict_gets_a_hint(tmp_path: Path):
+    path = tmp_path / "ckpt.pt"
+    torch.save({"epoch": 3, "state_dict": archspec.build(TINY).state_dict()}, path)
+    with pytest.raises(archspec.SpecError) as info:
+        read_weights(path)
+    assert "save its 'state_dict' entry alone" in info.value.diagnostics[0].hint
+
+
+def test_shared_and_non_contiguous_tensors_are_saved(tmp_path: Path):
+    from safetensors.torch import load_file
+
+    module = torch.nn.Module()
+    module.a = torch.nn.Linear(4, 3)
+    module.b = torch.nn.Linear(4, 3)
+    module.b.weight = module.a.weight  # one tensor under two keys
+    module.register_buffer("t", torch.arange(12.0).reshape(3, 4).t())  # a transposed view
+    module.register_buffer("part", torch.arange(10.0)[2:5])  # uses part of its storage
+    path = tmp_path / "w.safetensors"
+    save_weights(module, path)
+    loaded = load_file(str(path))
+    for key, value in module.state_dict().items():
+        assert torch.equal(loaded[key], value), key
