@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -259,3 +260,13 @@ def test_python_source_does_not_change_check_being_torch_free() -> None:
         assert "torch" not in sys.modules
     """)
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_docs_show_the_emitted_googlenet_verbatim() -> None:
+    doc = (ROOT / "docs" / "python-source.md").read_text()
+    source = emit_python(archspec.compile(ROOT / "specs" / "googlenet.yaml"))
+    shown = [b.strip("\n") for b in re.findall(r"```python\n(.*?)```", doc, re.S)]
+    excerpts = [b for b in shown if b.startswith(('"""', "class "))]
+    assert len(excerpts) >= 3
+    for excerpt in excerpts:
+        assert excerpt in source
