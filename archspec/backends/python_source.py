@@ -791,8 +791,8 @@ class _Body:
             return []
         why = self.em.why_inline.get(scope.block)
         if why is None:
-            why = "nodes inside it are read from outside it" if not self.em.opaque(scope) else \
-                "it reads several inputs"
+            several = len(self.em.external(self.em.nodes_of(scope.path))) > 1 or isinstance(scope.input, list)
+            why = "it reads several inputs" if several else "nodes inside it are read from outside it"
         return [f"# `{scope.label()}` written out inline: {why}"]
 
     # -- forward -------------------------------------------------------------------------
@@ -850,6 +850,17 @@ class _Body:
                 return lines, var
             forced.add(conflict)
 
+    def _value_name(self, out: str, path: str) -> str:
+        """A value is named after the outermost scope inside this class that it is the output of."""
+        name = path.rsplit("/", 1)[-1]
+        while "/" in path and path.rsplit("/", 1)[0] != self.scope.path:
+            path = path.rsplit("/", 1)[0]
+            scope = self.net.scopes.get(path)
+            if scope is None or scope.output != out:
+                break
+            name = path.rsplit("/", 1)[-1]
+        return name
+
     def _assign_vars(self, stmts: list[_Unit], ext: list[str], outputs: list[str], train_only: set[int],
                      forced: set[str]) -> tuple[list[str | None], dict[str, str], str | None]:
         ins = [[self.em.external(self._nodes(u))[0]] if u.kind != "leaf" else list(self.em.inputs[u.path])
@@ -881,7 +892,7 @@ class _Body:
             if x_free and single and out not in forced and i not in train_only:
                 var[out], held = "x", {out}
             else:
-                var[out] = _unique(_pyname(u.path.rsplit("/", 1)[-1]), taken)
+                var[out] = _unique(_pyname(self._value_name(out, u.path)), taken)
             lines.append(f"{var[out]} = {expr}")
         for o in outputs:
             if var.get(o) == "x" and o not in held:
