@@ -10,6 +10,7 @@ from ...expr import Bin, Expr, ExprError, Lit, Var, evaluate
 from ...ir import INPUT, Scope, join
 from ...ops import REGISTRY
 from ...spec import BlockDef, CallLayer, Construct, Layer, SeqLayer
+from ...validate import RESERVED_NAMES
 from .exprs import Names, add, fold, free, is_attr, lit, pyname, subst
 from .text import aliases, assign, attr, call, def_, describe, return_last, unique
 
@@ -77,8 +78,8 @@ class Body:
 
     def _fwd_attr(self, name: str) -> str:
         """A class parameter read in forward is kept as an attribute (`self.scale`)."""
-        kids = {k.path.rsplit("/", 1)[-1] for k in self.kids}
-        return "self." + self.fwd_attrs.setdefault(name, "_" + name if name in kids else name)
+        taken = {k.path.rsplit("/", 1)[-1] for k in self.kids} | RESERVED_NAMES  # nn.Module's own attributes
+        return "self." + self.fwd_attrs.setdefault(name, "_" + name if name in taken else name)
 
     def rel(self, path: str) -> str:
         return "" if path == self.scope.path else path[len(self.prefix):]
