@@ -181,7 +181,8 @@ def test_structure_changing_arguments(write_spec) -> None:
     # and `twice`, which holds it, is one class with the loop bound written as the parameter.
     assert "class Twice(nn.Module):" in source
     assert "class Unit(nn.Module):" not in source
-    assert "its uses differ in structure" in source
+    assert "# `unit(12, 3, 6, relu)` written out inline: its uses differ in structure ('a/0' and 'b')" in source
+    assert max(len(line) for line in source.splitlines()) <= 120
 
 
 def test_same_repeat_count_from_a_parameter_is_a_loop(write_spec) -> None:

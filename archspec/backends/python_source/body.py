@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -424,7 +425,8 @@ class Body:
         if why is None:
             several = len(self.em.external(self.em.nodes_of(scope.path))) > 1 or isinstance(scope.input, list)
             why = "it reads several inputs" if several else "nodes inside it are read from outside it"
-        return [f"# `{scope.label()}` written out inline: {why}"]
+        text = f"`{scope.label()}` written out inline: {why}"
+        return ["# " + line for line in textwrap.wrap(text, 100, break_long_words=False, break_on_hyphens=False)]
 
     # -- forward -------------------------------------------------------------------------
     def statements(self) -> list[Unit]:
