@@ -28,6 +28,8 @@ class Format:
     """`write(module, typed, path)`; `module` is the built ArchModule."""
     needs_weights: bool = True
     """False where the file is made from the typed graph alone (a module built on meta will do)."""
+    takes_optimized: bool = False
+    """True where an optimised module (`archspec.optimize`) can be written in this format."""
 
 
 def _write_pt(module: Any, typed: TypedGraph, path: str) -> None:
@@ -75,8 +77,9 @@ def _write_python(module: Any, typed: TypedGraph, path: str) -> None:
 
 
 FORMATS: dict[str, Format] = {f.suffix: f for f in [
-    Format(".pt", "the whole module, pickled (torch.load(..., weights_only=False))", _write_pt),
-    Format(".pt2", "a torch.export program (torch.export.load)", _write_pt2),
+    Format(".pt", "the whole module, pickled (torch.load(..., weights_only=False))", _write_pt,
+           takes_optimized=True),
+    Format(".pt2", "a torch.export program (torch.export.load)", _write_pt2, takes_optimized=True),
     Format(".onnx", "ONNX, inference graph, dynamic batch (onnxruntime)", _write_onnx),
     Format(".safetensors", "the weights only (load them with --weights)", _write_safetensors),
     Format(".py", "standalone PyTorch source: one nn.Module class per block", _write_python, needs_weights=False),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -70,7 +71,7 @@ def compile(spec: SpecLike, **vars: Any) -> TypedGraph:  # noqa: A001 - the verb
 
 
 def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Path | None = None,
-          max_memory: Limit = "auto", **vars: Any) -> ArchModule:
+          max_memory: Limit = "auto", optimize: bool | Iterable[str] = False, **vars: Any) -> ArchModule:
     """Compile a spec into a `torch.fx.GraphModule` (see `ArchModule`) on `device`.
 
     `weights`: a `.safetensors` file or a `state_dict` saved by `torch.save`, loaded
@@ -78,6 +79,8 @@ def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Pat
     `max_memory`: the build is refused (SpecError `too-much-memory`) when its
     parameters and buffers need more than this: "auto" is what `device` has free,
     or bytes, or a size such as "2GiB"; None skips the check.
+    `optimize`: True (the default passes for `device`) or a list of pass names returns
+    `archspec.optimize(module, passes)` instead, an inference-only module (docs/optimize.md).
     """
     from .backends.torch_fx import build_module
 
@@ -90,4 +93,8 @@ def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Pat
         from .weights import load_weights
 
         load_weights(module, typed, weights)
+    if optimize is not False:
+        from .passes import optimize as run_passes
+
+        return run_passes(module.eval(), None if optimize is True else optimize)  # type: ignore[return-value]
     return module

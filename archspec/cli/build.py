@@ -14,6 +14,9 @@ from ..files import same_file
 from ..memory import parse_size
 from . import SET, fail, main, parse_sets
 
+PASS_NAMES = ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last", "fuse_conv_relu")
+"""archspec.passes.pass_names(), written out so `--help` needs no torch (a test keeps the two equal)."""
+
 
 class Size(click.ParamType):
     """A byte count written with a unit: 512MB, 2GiB, 1.5GB (or plain bytes)."""
@@ -39,18 +42,24 @@ _OUTPUT_HELP = "Save the module; the suffix picks the format: " + "; ".join(
               help="Load weights, strictly: a .safetensors file or a state_dict saved with torch.save "
                    "(read with weights_only=True).")
 @click.option("--device", default="cpu", show_default=True, help="Device to build on: cpu, cuda, cuda:1, mps, meta.")
+@click.option("--optimize", is_flag=True,
+              help="Return and save the inference module archspec.optimize makes (BN folded, convs fused; "
+                   "docs/optimize.md), with the default passes for --device.")
+@click.option("--passes", metavar="A,B,...",
+              help="Run these passes only, in their fixed order (implies --optimize): " + ", ".join(PASS_NAMES) + ".")
 @click.option("--max-memory", type=Size(), default=None,
               help="Refuse to build when the weights need more than SIZE (e.g. 512MB, 2GiB); by default, more than "
                    "the device has available. --device meta allocates nothing and is never refused.")
 def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | None, device: str,
-          max_memory: int | None) -> None:
+          optimize: bool, passes: str | None, max_memory: int | None) -> None:
     """Compile SPEC into a torch.fx GraphModule and print a summary."""
     from .. import pipeline
     from ..report import overview_lines
 
     overrides = parse_sets(sets)
+    chosen = _passes(passes) if passes is not None else (True if optimize else False)
     if output:
-        _check_output(spec, output, device)
+        _check_output(spec, output, device, optimized=chosen is not False)
     try:
         t0 = time.perf_counter()
         typed = pipeline.compile(spec, **overrides)
@@ -59,7 +68,7 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | N
 
         t_import = time.perf_counter()
         try:
-            module = pipeline.build(typed, device=device, weights=weights,
+            module = pipeline.build(typed, device=device, weights=weights, optimize=chosen,
                                     max_memory=max_memory if max_memory is not None else "auto")
         except DeviceError as exc:
             click.echo(f"error[device-unavailable]: {exc}", err=True)
@@ -78,6 +87,9 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | N
                f"{(t1 - t0) * 1000:.0f} ms (and {t_import - t1:.1f} s to import torch)")
     if weights:
         click.echo(f"  {'weights':<9}{weights}")
+    if chosen is not False:
+        done = " · ".join(f"{name} {count}" for name, count in module.passes.items())
+        click.echo(f"  {'passes':<9}{done}  (rewrites made by each)")
     if output:
         _save(module, typed, output)
         click.echo(f"  {'saved':<9}{output}")
@@ -86,7 +98,16 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | N
         sys.exit(1)
 
 
-def _check_output(spec: str, output: str, device: str) -> None:
+def _passes(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PASS_NAMES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown pass {', '.join(unknown) or '(none given)'}; the passes are "
+                                 f"{', '.join(PASS_NAMES)}", param_hint="--passes")
+    return names
+
+
+def _check_output(spec: str, output: str, device: str, optimized: bool) -> None:
     fmt = format_of(output)
     if fmt is None:
         suffix = output.rpartition(".")[2] if "." in output.rsplit("/", 1)[-1] else ""
@@ -94,6 +115,10 @@ def _check_output(spec: str, output: str, device: str) -> None:
                                  param_hint="-o")
     if same_file(output, spec):
         raise click.BadParameter("refusing to overwrite the spec file itself", param_hint="-o")
+    if optimized and not fmt.takes_optimized:
+        usable = ", ".join(f.suffix for f in FORMATS.values() if f.takes_optimized)
+        raise click.BadParameter(f"an optimised module is saved as {usable}; {fmt.suffix} takes the module as the "
+                                 "spec builds it (leave out --optimize)", param_hint="-o")
     if fmt.needs_weights and device.startswith("meta"):
         raise click.BadParameter(f"a module built on meta has no weights to write to {fmt.suffix}",
                                  param_hint="-o")
