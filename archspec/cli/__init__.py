@@ -5,9 +5,10 @@
     archspec draw    SPEC -o FILE [--depth N] [--focus BLOCK] [--no-heads] [--lr]
     archspec summary SPEC [--depth N] [--paper] [--json | --csv | --markdown]
     archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all]
+    archspec profile SPEC [--batch N] [--device DEV] [--optimize] [--depth N] [--json] [-o chart.png]
 
 Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error.
-Only `build` imports torch.
+Only `build` and `profile` import torch.
 """
 
 from __future__ import annotations
@@ -49,4 +50,4 @@ def main() -> None:
     """archspec: compile YAML network specs into checked torch.fx modules."""
 
 
-from . import build, check, diff, draw, summary  # noqa: E402,F401  (each module registers its command)
+from . import build, check, diff, draw, profile, summary  # noqa: E402,F401  (each module registers its command)
