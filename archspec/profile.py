@@ -169,7 +169,8 @@ def measure(module: fx.GraphModule, x: torch.Tensor, dtype: torch.dtype | None =
         with torch.inference_mode(), autocast(x.device, dtype):
             timer.run(x)
     for _ in range(warmup):
-        forward(), by_node()
+        forward()
+        by_node()
     timer.times.clear()
     plain = []
     for _ in range(repeat):
