@@ -70,6 +70,8 @@ def profile(spec: Any, *, vars: dict[str, Any] | None = None, batch: int = 1, de
     optimized = optimize or passes is not None
     if optimized:
         module = optimize_module(module, passes)
+    if not isinstance(module, fx.GraphModule):
+        raise ProfileError(f"cannot time a {type(module).__name__} node by node: it is not a torch.fx.GraphModule")
     x = torch.randn(batch, *typed.input_shape, device=dev)
     timed = measure(module, x, DTYPES[dtype], cuda_graphs, repeat, warmup)
     settings = {"batch": batch, "device": str(dev), "dtype": dtype, "cuda_graphs": cuda_graphs,

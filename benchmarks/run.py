@@ -133,6 +133,8 @@ def onnx_runner(model: torch.nn.Module, x: torch.Tensor, workdir: Path) -> tuple
     options.intra_op_num_threads = torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     providers = ["CUDAExecutionProvider"] if x.device.type == "cuda" else ["CPUExecutionProvider"]
+    if providers[0] not in ort.get_available_providers():
+        raise ImportError(f"this onnxruntime has no {providers[0]}")
     session = ort.InferenceSession(str(path), options, providers=providers)
     feed = {session.get_inputs()[0].name: x.detach().cpu().numpy()}
     return lambda: torch.from_numpy(session.run(None, feed)[0]), ort.__version__
@@ -169,8 +171,8 @@ def ways(spec: str, args: argparse.Namespace, dev: torch.device, x: torch.Tensor
         else:
             try:
                 run_ort, version = onnx_runner(models[REF], x, workdir)
-            except ImportError:
-                notes.append(f"{ORT} left out: onnxruntime is not installed (pip install 'archspec[bench]')")
+            except ImportError as exc:
+                notes.append(f"{ORT} left out: {exc} (pip install 'archspec[bench]'; onnxruntime-gpu for CUDA)")
             else:
                 diff = rel_diff(run_ort(), expected)
                 if diff <= TOLERANCE:
