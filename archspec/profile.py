@@ -10,8 +10,8 @@ up to the node total exactly. The plain forward (no per-node timing) is timed
 in the same runs, alternating, so the cost of timing each node can be stated.
 
 After `archspec.optimize`, passes rename and merge nodes: each keeps the spec
-path(s) it computes in `node.meta["archspec"]["path"]` (a list for merged
-nodes, whose time is split evenly over their paths). Nodes with no path
+path it computes in `node.meta["archspec"]["path"]`, and a merged node all of
+them in `["paths"]` (its time is split evenly over them). Nodes with no path
 (layout conversions, splits added by a pass) are shown on one row of their own.
 Rows are those of `archspec summary` (`summary.layer_rows`), collapsed by `depth`.
 """
@@ -19,6 +19,7 @@ Rows are those of `archspec summary` (`summary.layer_rows`), collapsed by `depth
 from __future__ import annotations
 
 import contextlib
+import inspect
 import statistics
 import time
 from collections import defaultdict
@@ -69,7 +70,7 @@ def profile(spec: Any, *, vars: dict[str, Any] | None = None, batch: int = 1, de
     module = build_module(typed, device=dev).eval()
     optimized = optimize or passes is not None
     if optimized:
-        module = optimize_module(module, passes)
+        module = optimize_module(module, passes, batch)
     if not isinstance(module, fx.GraphModule):
         raise ProfileError(f"cannot time a {type(module).__name__} node by node: it is not a torch.fx.GraphModule")
     x = torch.randn(batch, *typed.input_shape, device=dev)
@@ -80,17 +81,19 @@ def profile(spec: Any, *, vars: dict[str, Any] | None = None, batch: int = 1, de
     return profile_table(typed, timed, settings)
 
 
-def optimize_module(module: Any, passes: Sequence[str] | None) -> Any:
-    """`archspec.optimize(module, passes)`, with pass names checked against `archspec.passes.PASSES`."""
+def optimize_module(module: Any, passes: Sequence[str] | None, batch: int | None = None) -> Any:
+    """`archspec.optimize(module, passes)` (weights packed for `batch` where it packs them), names checked first."""
     try:
         from . import optimize
         from .passes import PASSES
     except ImportError:
         raise ProfileError("this version of archspec has no optimizer (archspec.optimize)") from None
-    unknown = [p for p in passes or () if p not in PASSES]
+    names = [getattr(p, "name", p) for p in PASSES]
+    unknown = [p for p in passes or () if p not in names]
     if unknown:
-        raise ProfileError(f"unknown pass {', '.join(map(repr, unknown))}; the passes are: {', '.join(PASSES)}")
-    return optimize(module, passes=list(passes) if passes is not None else None)
+        raise ProfileError(f"unknown pass {', '.join(map(repr, unknown))}; the passes are: {', '.join(names)}")
+    kwargs = {"batch": batch} if batch is not None and "batch" in inspect.signature(optimize).parameters else {}
+    return optimize(module, passes=list(passes) if passes is not None else None, **kwargs)
 
 
 # -- measuring -----------------------------------------------------------------
@@ -186,11 +189,15 @@ def measure(module: fx.GraphModule, x: torch.Tensor, dtype: torch.dtype | None =
 # -- attributing ---------------------------------------------------------------
 
 def spec_paths(node: fx.Node) -> list[str]:
-    """The spec paths an fx node computes: one, several for a node merged by a pass, none for a pass's helper."""
-    path = node.meta.get("archspec", {}).get("path")
-    if path is None:
+    """The spec paths an fx node computes: one, several for a node merged by a pass, none for a pass's helper.
+
+    A merging pass lists every path in `meta["archspec"]["paths"]`; `path` alone may be a string or a list.
+    """
+    meta = node.meta.get("archspec", {})
+    found = meta.get("paths", meta.get("path"))
+    if found is None:
         return []
-    return [path] if isinstance(path, str) else list(path)
+    return [found] if isinstance(found, str) else list(dict.fromkeys(found))
 
 
 def op_kind(node: fx.Node) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import inspect
 import os
 import platform
 import shlex
@@ -183,24 +184,31 @@ def ways(spec: str, args: argparse.Namespace, dev: torch.device, x: torch.Tensor
     return runners
 
 
-def build_models(spec: str, args: argparse.Namespace, dev: torch.device, notes: list[str]) -> dict[str, Any]:
-    """The reference, archspec's module with the reference's weights, its optimised form, and compiled ones."""
+def base_models(spec: str, dev: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The reference (batch-norm statistics randomised) and archspec's module with the reference's weights."""
     _, make, _ = REFERENCES[spec]
     torch.manual_seed(0)
     ref = make().eval()
     randomize_bn_stats(ref)
     ours = archspec.build(SPECS / f"{spec}.yaml").eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
-    ref, ours = ref.to(dev), ours.to(dev)
+    return ref.to(dev), ours.to(dev)
+
+
+def batch_models(ref: torch.nn.Module, ours: torch.nn.Module, batch: int, args: argparse.Namespace,
+                 notes: list[str]) -> dict[str, Any]:
+    """Every way's module for one batch size: the optimised one packs its weights for it, compiles are static."""
     models: dict[str, Any] = {REF: ref, OURS: ours}
     optimize = getattr(archspec, "optimize", None)
+    opt = None
     if optimize is None:
-        notes.append("archspec.optimize is not in this tree: the optimised ways are left out")
-        opt = None
+        if not any("archspec.optimize" in n for n in notes):
+            notes.append("archspec.optimize is not in this tree: the optimised ways are left out")
     else:
-        opt = optimize(ours)
-        models[OPT] = opt
+        kwargs = {"batch": batch} if "batch" in inspect.signature(optimize).parameters else {}
+        opt = models[OPT] = optimize(ours, **kwargs)
     if not args.no_compile:
+        torch._dynamo.reset()  # each batch size compiled afresh, with static shapes
         models[REF_C] = compiled(ref, args.cuda_graphs)
         if opt is not None:
             models[OPT_C] = compiled(opt, args.cuda_graphs)
@@ -339,9 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for spec in args.spec_names:
             label, _, size = REFERENCES[spec]
-            models = build_models(spec, args, dev, notes)
+            ref, ours = base_models(spec, dev)
             sections += [f"## {spec} (reference: {label})", ""]
             for batch in args.batch_sizes:
+                models = batch_models(ref, ours, batch, args, notes)
                 x = torch.randn(batch, 3, size, size, device=dev)
                 runners = ways(spec, args, dev, x, models, Path(tmp), notes)
                 times = alternate(runners, args.repeat, args.warmup)
