@@ -145,7 +145,9 @@ def test_autocast_bf16_runs_on_cpu():
 
 @pytest.mark.slow
 def test_optimized_googlenet_is_attributed_to_its_blocks():
-    passes = pytest.importorskip("archspec.passes", reason="archspec.optimize is not in this tree")
+    if not hasattr(archspec, "optimize"):
+        pytest.skip("archspec.optimize is not in this tree")
+    from archspec import passes
     table = profile(SPECS / "googlenet.yaml", optimize=True, repeat=1, warmup=1)
     assert table.meta["optimized"] and "(optimised)" in table.title
     paths = [r["path"] for r in table.rows]
