@@ -183,7 +183,7 @@ def measure(module: fx.GraphModule, x: torch.Tensor, dtype: torch.dtype | None =
         forward()
         plain.append(time.perf_counter() - start)
         by_node()
-    return {"nodes": {n: statistics.median(ts) for n, ts in timer.times.items()}, "forward": plain}
+    return {"nodes": {n: statistics.median(ts) for n, ts in timer.times.items()}, "forward": plain, "module": module}
 
 
 # -- attributing ---------------------------------------------------------------
@@ -200,11 +200,19 @@ def spec_paths(node: fx.Node) -> list[str]:
     return [found] if isinstance(found, str) else list(dict.fromkeys(found))
 
 
-def op_kind(node: fx.Node) -> str:
-    """The spec op of a node (`conv`, `maxpool`, `concat`, ...), else the name of what it calls."""
+MODULE_KINDS = (("Conv", "conv"), ("Linear", "linear"), ("MaxPool", "maxpool"), ("AvgPool", "avgpool"),
+                ("BatchNorm", "bn"), ("ReLU", "relu"))
+"""Class-name fragments of modules a pass made, and the spec op they compute."""
+
+
+def op_kind(node: fx.Node, module: fx.GraphModule | None = None) -> str:
+    """The spec op of a node (`conv`, `maxpool`, `concat`, ...), else what a pass made it call."""
     op = node.meta.get("archspec", {}).get("op")
     if op:
         return str(op)
+    if node.op == "call_module" and module is not None:
+        name = type(module.get_submodule(str(node.target))).__name__
+        return next((kind for fragment, kind in MODULE_KINDS if fragment in name), name)
     target = node.target
     return target if isinstance(target, str) else getattr(target, "__name__", str(target))
 
@@ -212,13 +220,13 @@ def op_kind(node: fx.Node) -> str:
 class Attribution:
     """Measured seconds spread over the spec: per node path, per scope (its subtree), per op kind."""
 
-    def __init__(self, node_seconds: dict[fx.Node, float]):
+    def __init__(self, node_seconds: dict[fx.Node, float], module: fx.GraphModule | None = None):
         self.own: dict[str, float] = defaultdict(float)
         self.subtree: dict[str, float] = defaultdict(float)
         self.per_op: dict[str, float] = defaultdict(float)
         self.other, self.merged = 0.0, 0
         for node, seconds in node_seconds.items():
-            self.per_op[op_kind(node)] += seconds
+            self.per_op[op_kind(node, module)] += seconds
             paths = spec_paths(node)
             if not paths:
                 self.other += seconds
@@ -265,7 +273,7 @@ COLUMNS = [
 
 def profile_table(typed: TypedGraph, timed: dict[str, Any], settings: dict[str, Any]) -> Table:
     """One row per `summary` layer row of the inference graph down to `depth`, with measured time."""
-    spread = Attribution(timed["nodes"])
+    spread = Attribution(timed["nodes"], timed.get("module"))
     node_total = sum(timed["nodes"].values())
     batch, other = settings["batch"], spread.other
     rows = []
@@ -321,7 +329,7 @@ def _notes(m: dict[str, Any]) -> list[str]:
         f"forward: {m['forward_ms']:.2f} ms per batch of {m['batch']} (median of {m['repeat']}, "
         f"{m['forward_min_ms']:.2f}–{m['forward_max_ms']:.2f} ms), {m['images_per_s']:.1f} images/s",
         f"time by op: {ops}",
-        f"time: median of {m['repeat']} runs of each fx node after {m['warmup']} warm-up runs, a block's time is the "
+        f"time: median of {m['repeat']} runs of each fx node after {m['warmup']} warm-up run(s), a block's time is the "
         f"sum of its nodes'; timing node by node changes the total by {overhead:+.0%} against the plain forward",
         "GFLOP/s: 2 × MACs × batch / time; MACs per image as in `archspec summary`",
     ]
