@@ -160,3 +160,20 @@ def test_optimized_googlenet_is_attributed_to_its_blocks():
     first = getattr(passes.PASSES[0], "name", passes.PASSES[0])
     one = profile(SPECS / "googlenet.yaml", passes=[first], repeat=1, warmup=0)
     assert one.meta["passes"] == [first]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", sorted(SPECS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_spec_profiles_block_by_block(spec):
+    """Optimised where this tree has `archspec.optimize`: every node's time lands on a block or on the OTHER row."""
+    from archspec.summary import layer_rows
+
+    least = archspec.compile(spec).smallest_input() or (128, 128)
+    side = max(128, *least)
+    small = {"input": [3, side, side]} if archspec.load(spec).input[-1] > side else {}  # every block, less work
+    table = profile(spec, vars=small, optimize=hasattr(archspec, "optimize"), repeat=1, warmup=0)
+    blocks = [r["path"] for r in layer_rows(archspec.compile(spec, **small), 1) if not r["train_only"]]
+    assert [r["path"] for r in table.rows if r["path"] != OTHER] == blocks
+    assert math.isclose(sum(r["time_ms"] for r in table.rows), table.total_rows[0]["time_ms"], rel_tol=1e-9)
+    assert math.isclose(sum(r["share"] for r in table.rows), 1.0, rel_tol=1e-9)
+    assert sum(r["time_ms"] > 0 for r in table.rows) > len(blocks) // 2
