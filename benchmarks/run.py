@@ -69,6 +69,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", default="8,1", help="comma-separated batch sizes (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=15, help="timed rounds (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch's intra-op threads and ONNX Runtime's (default: torch's choice, the cores)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="bf16/fp16 run under torch.autocast")
     p.add_argument("--cuda-graphs", action="store_true", help="replay eager forwards as CUDA graphs; "
@@ -340,6 +342,8 @@ def report(args: argparse.Namespace, dev: torch.device, sections: list[str], tar
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     dev = check_device(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     notes: list[str] = []
     sections: list[str] = []
