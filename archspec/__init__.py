@@ -3,8 +3,9 @@
     spec = archspec.load("specs/googlenet.yaml", num_classes=10)   # validated Spec
     graph = archspec.compile(spec)      # shapes, params, MACs per node; no torch
     model = archspec.build(spec)        # torch.fx.GraphModule (ArchModule)
+    fast = archspec.optimize(model)     # inference module: BN folded, convs fused
 
-Everything except `build` runs without importing torch.
+Everything except `build` and `optimize` runs without importing torch.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .spec import Spec
 
 __all__ = [
     "ArchModule", "CheckResult", "Diagnostic", "Location", "Spec", "SpecError", "TypedGraph",
-    "build", "check_expect", "check_file", "compile", "load", "loads", "min_input",
+    "build", "check_expect", "check_file", "compile", "load", "loads", "min_input", "optimize",
 ]
 
 
@@ -29,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from .backends.torch_fx import ArchModule
 
         return ArchModule
+    if name == "optimize":
+        from .passes import optimize
+
+        return optimize
     raise AttributeError(f"module 'archspec' has no attribute {name!r}")

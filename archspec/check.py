@@ -13,7 +13,7 @@ from typing import Any
 from .errors import Diagnostic, SpecError
 from .expect import check_expect
 from .infer import TypedGraph
-from .pipeline import compile, load
+from .pipeline import compile, load, paused_gc
 from .report import overview
 
 
@@ -57,13 +57,14 @@ def check_file(path: str | Path, overrides: dict[str, Any] | None = None,
     start = time.perf_counter()
     result = CheckResult(file=str(path))
     try:
-        spec = load(path, **(overrides or {}))
-        result.name, result.sources = spec.name, {spec.file: spec.source.text}
-        result.typed = compile(spec)
-        result.diagnostics += check_expect(result.typed)
-        if want_min_input:
-            result.smallest_input = result.typed.smallest_input()
-            result.smallest_inference = result.typed.smallest_input(inference=True)
+        with paused_gc():
+            spec = load(path, **(overrides or {}))
+            result.name, result.sources = spec.name, {spec.file: spec.source.text}
+            result.typed = compile(spec)
+            result.diagnostics += check_expect(result.typed)
+            if want_min_input:
+                result.smallest_input = result.typed.smallest_input()
+                result.smallest_inference = result.typed.smallest_input(inference=True)
     except SpecError as exc:
         result.diagnostics += exc.diagnostics
         result.sources.update(exc.sources)

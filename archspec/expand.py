@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Diagnostics, Location, did_you_mean
-from .expr import ExprError, Name, evaluate
+from .expr import Bin, Expr, ExprError, Fn, Name, Seq, Unary, Var, evaluate
 from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
 from .ops import REGISTRY, Op
 from .spec import BlockDef, CallLayer, Construct, HeadDef, Layer, SeqLayer, Spec
@@ -48,6 +48,10 @@ class _Expander:
         self.head: str | None = None
         self.train_only = False
         self.too_large = False
+        self.valid_attrs: dict[tuple, Any] = {}
+        """Validated attributes of an op's call, and the arguments bound by a block's call, by `call_key`."""
+        self.bound_args: dict[tuple, dict[str, Any]] = {}
+        self.reads: dict[int, tuple[str, ...]] = {}
 
     def run(self) -> Network:
         spec = self.spec
@@ -205,7 +209,9 @@ class _Expander:
 
     def attrs(self, op: Op, layer: CallLayer, args: list, path: str, env: dict, trace: tuple = ()) -> Any:
         call = layer.call
-        used = [(trace[0], "in the block used here")] if trace else []
+        memo = self.call_key(layer, env)
+        if memo is not None and memo in self.valid_attrs:
+            return self.valid_attrs[memo]
         fields = op.positional
         if len(args) > len(fields):
             extra = args[len(fields)]
@@ -222,8 +228,9 @@ class _Expander:
         if any(v is _EVAL_FAILED for v in values.values()):
             return None
         try:
-            return op.attrs.model_validate(values)
+            attrs = op.attrs.model_validate(values)
         except ValidationError as exc:
+            used = [(trace[0], "in the block used here")] if trace else []
             for err in exc.errors():
                 key = str(err["loc"][0]) if err["loc"] else ""
                 loc = layer.loc_at(where.get(key, call.pos))
@@ -239,6 +246,9 @@ class _Expander:
                                      loc=loc, path=path, found=repr(err.get("input")), expected=op.signature(),
                                      notes=used)
             return None
+        if memo is not None:
+            self.valid_attrs[memo] = attrs
+        return attrs
 
     def instance(self, block: BlockDef, layer: CallLayer, path: str, inp: Input, env: dict,
                  trace: tuple) -> str | None:
@@ -261,13 +271,15 @@ class _Expander:
         return out
 
     def bind(self, block: BlockDef, layer: CallLayer, path: str, env: dict) -> dict[str, Any] | None:
+        memo = self.call_key(layer, env)
+        if memo is not None and memo in self.bound_args:
+            return self.bound_args[memo]
         call = layer.call
         params = block.params
-        sig = f"{block.name}({', '.join(p.name for p in params)})"
         if len(call.args) > len(params):
             extra = call.args[len(params)]
             self.diags.error("too-many-arguments", f"{block.name}() takes {len(params)} arguments",
-                             loc=layer.loc_at(extra.pos), path=path, expected=sig,
+                             loc=layer.loc_at(extra.pos), path=path, expected=_signature(block),
                              found=f"{len(call.args)} arguments", notes=_defined(block))
             return None
         bound: dict[str, Any] = {}
@@ -275,21 +287,21 @@ class _Expander:
         for kw in call.kwargs:
             if kw.key not in names:
                 self.diags.error("unknown-argument", f"{block.name}() has no parameter '{kw.key}'",
-                                 loc=layer.loc_at(kw.pos), path=path, expected=sig, span=len(kw.key),
+                                 loc=layer.loc_at(kw.pos), path=path, expected=_signature(block), span=len(kw.key),
                                  hint=did_you_mean(kw.key, names), notes=_defined(block))
                 return None
         given = {p.name: a for p, a in zip(params, call.args, strict=False)}
         if overlap := set(given) & {kw.key for kw in call.kwargs}:
             key = sorted(overlap)[0]
             self.diags.error("duplicate-argument", f"{block.name}() got '{key}' twice (by position and by name)",
-                             loc=layer.loc_at(call.pos), path=path, expected=sig)
+                             loc=layer.loc_at(call.pos), path=path, expected=_signature(block))
             return None
         given.update({kw.key: kw.value for kw in call.kwargs})
         missing = [p.name for p in params if p.name not in given and p.default is None]
         if missing:
             self.diags.error("missing-argument", f"{block.name}() is missing {len(missing)} argument"
                              f"{'s' if len(missing) > 1 else ''}: {', '.join(missing)}",
-                             loc=layer.loc_at(call.pos), path=path, span=len(call.name), expected=sig,
+                             loc=layer.loc_at(call.pos), path=path, span=len(call.name), expected=_signature(block),
                              found=f"{len(call.args)} positional argument{'s' if len(call.args) != 1 else ''}"
                                    + (f" and {len(call.kwargs)} by name" if call.kwargs else ""),
                              notes=_defined(block))
@@ -303,7 +315,31 @@ class _Expander:
             if value is _EVAL_FAILED:
                 return None
             bound[p.name] = value
+        if memo is not None:
+            self.bound_args[memo] = bound
         return bound
+
+    def call_key(self, layer: CallLayer, env: dict) -> tuple | None:
+        """What the outcome of a call depends on: the call and the values of the variables its arguments read.
+
+        So a block used N times evaluates and validates its calls' arguments once per distinct
+        set of values (only outcomes without faults are kept). Values Python holds equal (1, 1.0,
+        True) are told apart by type; None if a variable is missing or a value cannot be hashed
+        (then the call is evaluated as usual).
+        """
+        names = self.reads.get(id(layer))
+        if names is None:
+            call = layer.call
+            found: dict[str, None] = {}
+            for e in (*call.args, *(kw.value for kw in call.kwargs)):
+                _variables(e, found)
+            names = self.reads[id(layer)] = tuple(found)
+        try:
+            key = (id(layer), tuple(_typed(env[n]) for n in names))
+            hash(key)
+        except (KeyError, TypeError):
+            return None
+        return key
 
     # -- helpers ----------------------------------------------------------
     def eval(self, e: Any, env: dict, locate: Any) -> Any:
@@ -332,6 +368,25 @@ class _Expander:
 
 
 _EVAL_FAILED = object()
+
+
+def _variables(e: Expr, found: dict[str, None]) -> None:
+    """Add the names of the variables expression `e` reads to `found`."""
+    if isinstance(e, Var):
+        found[e.name] = None
+    for child in (e.items if isinstance(e, Seq) else e.args if isinstance(e, Fn) else
+                  (e.operand,) if isinstance(e, Unary) else (e.left, e.right) if isinstance(e, Bin) else ()):
+        _variables(child, found)
+
+
+def _typed(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return (type(v), tuple(_typed(x) for x in v))
+    return (type(v), v)
+
+
+def _signature(block: BlockDef) -> str:
+    return f"{block.name}({', '.join(p.name for p in block.params)})"
 
 
 def _defined(block: BlockDef) -> list[tuple[Location, str]]:

@@ -336,8 +336,13 @@ def _binop(e: Bin, a: int | float, b: int | float) -> int | float:
         raise ExprError("exponent too large", e.pos)
     ops = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
            "//": lambda: a // b, "%": lambda: a % b, "**": lambda: a**b}
-    result = ops[e.op]()
-    if isinstance(result, complex) or abs(result) > MAX_MAGNITUDE:
+    try:
+        result = ops[e.op]()
+    except ZeroDivisionError:  # 0 ** -1
+        raise ExprError("division by zero", e.pos) from None
+    except OverflowError:
+        raise ExprError("result out of range", e.pos) from None
+    if isinstance(result, complex) or not math.isfinite(result) or abs(result) > MAX_MAGNITUDE:
         raise ExprError(f"result out of range: {result!r}", e.pos)
     return result
 

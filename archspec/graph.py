@@ -10,6 +10,7 @@ reported here, with the locations of the lines at fault.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import networkx as nx
 
@@ -19,12 +20,17 @@ from .ir import INPUT, Network, Ref, Source, join, parent
 
 @dataclass
 class Graph:
-    """A network with resolved inputs, as a DiGraph with a deterministic order."""
+    """A network with resolved inputs, in a deterministic order; `g` is it as a DiGraph."""
 
     net: Network
-    g: nx.DiGraph
     order: list[str]
     inputs: dict[str, list[str]]
+
+    @cached_property
+    def g(self) -> nx.DiGraph:
+        """The network as a `networkx.DiGraph`, built when first asked for (the stages need it only for
+        a spec whose order is not the written one)."""
+        return _digraph(self.net, self.inputs)
 
     def eval_nodes(self) -> list[str]:
         """Nodes of the inference graph (training-only heads left out), in order."""
@@ -37,23 +43,44 @@ def build_graph(net: Network) -> Graph:
     resolver = _Resolver(net, diags)
     inputs = {name: [r for r in (resolver.source(s) for s in node.inputs) if r is not None]
               for name, node in net.nodes.items()}
-    g = nx.DiGraph()
-    index = {name: i for i, name in enumerate(net.nodes)}
-    g.add_nodes_from(net.nodes)
-    for name, srcs in inputs.items():
-        for slot, src in enumerate(srcs):
-            if g.has_edge(src, name):
-                g.edges[src, name]["slots"].append(slot)
-            else:
-                g.add_edge(src, name, slots=[slot])
     diags.raise_if_errors(net.sources)
-    _check_cycles(net, g, diags)
-    diags.raise_if_errors(net.sources)
-    order = list(nx.lexicographical_topological_sort(g, key=lambda n: index[n]))
-    _check_unused(net, g, diags)
+    graph = Graph(net, _written_order(inputs), inputs)
+    if not graph.order:  # some node reads a later one: networkx finds the cycle or the order
+        _check_cycles(net, graph.g, diags)
+        diags.raise_if_errors(net.sources)
+        index = {name: i for i, name in enumerate(net.nodes)}
+        graph.order = list(nx.lexicographical_topological_sort(graph.g, key=lambda n: index[n]))
+    _check_unused(net, inputs, diags)
     _check_train_only(net, inputs, diags)
     diags.raise_if_errors(net.sources)
-    return Graph(net, g, order, inputs)
+    return graph
+
+
+def _written_order(inputs: dict[str, list[str]]) -> list[str]:
+    """The nodes as written, if every node reads only nodes written before it; else [].
+
+    Then the written order is the deterministic topological order (among ready nodes the one
+    written first goes first: the first node not yet placed is always ready), and there is no cycle.
+    """
+    seen: set[str] = set()
+    for name, srcs in inputs.items():
+        for src in srcs:
+            if src not in seen:
+                return []
+        seen.add(name)
+    return list(inputs)
+
+
+def _digraph(net: Network, inputs: dict[str, list[str]]) -> nx.DiGraph:
+    """Edge `u -> v` carries `slots`, the input positions of `v` that `u` feeds."""
+    slots: dict[tuple[str, str], list[int]] = {}
+    for name, srcs in inputs.items():
+        for slot, src in enumerate(srcs):
+            slots.setdefault((src, name), []).append(slot)
+    g = nx.DiGraph()
+    g.add_nodes_from(net.nodes)
+    g.add_edges_from((u, v, {"slots": s}) for (u, v), s in slots.items())
+    return g
 
 
 class _Resolver:
@@ -129,10 +156,10 @@ def _check_cycles(net: Network, g: nx.DiGraph, diags: Diagnostics) -> None:
                 hint="a `from:` or merge argument refers to a node that depends on it")
 
 
-def _check_unused(net: Network, g: nx.DiGraph, diags: Diagnostics) -> None:
-    outputs = set(net.outputs.values())
+def _check_unused(net: Network, inputs: dict[str, list[str]], diags: Diagnostics) -> None:
+    used = set(net.outputs.values()).union(*inputs.values())
     for name, node in net.nodes.items():
-        if name == INPUT or name in outputs or g.out_degree(name) > 0:
+        if name == INPUT or name in used:
             continue
         notes = [(node.loc, "in the block used here")] if node.loc and node.loc != node.origin else []
         diags.error("unused-node", f"the output of '{name}' is never used", loc=node.origin, path=name,

@@ -18,11 +18,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, WithJsonSchema
 
 from .errors import Location
 from .expr import CallText, Expr
 from .load import Source
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""A plain name: of a node, block, head, branch, parameter or variable."""
+REF_PATTERN = r"^([A-Za-z_][A-Za-z0-9_]*|\d+)(/([A-Za-z_][A-Za-z0-9_]*|\d+))*$"
+"""A reference to a node: a name, a number (a list item) or a path of them, `inception4b/branch2`."""
+
+
+def _schema_ref(name: str) -> WithJsonSchema:
+    """A value whose grammar validate.py walks itself: only the JSON Schema says what it is.
+
+    `name` is a definition of the emitted schema: pydantic's for a model, archspec/schema.py's for
+    the recursive layer grammar (`Layer`, `Branches`).
+    """
+    return WithJsonSchema({"allOf": [{"$ref": f"#/definitions/{name}"}]})
 
 
 class _Strict(BaseModel):
@@ -32,63 +46,97 @@ class _Strict(BaseModel):
 Scalar = Union[StrictBool, StrictInt, StrictFloat, StrictStr]
 VarValue = Union[Scalar, list[Scalar]]
 ShapeList = Annotated[list[Annotated[int, Field(ge=1, strict=True)]], Field(min_length=1, max_length=3)]
+HW = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
 Count = Annotated[int, Field(ge=0, strict=True)]
+LayerValue = Annotated[Any, _schema_ref("Layer")]
+BranchesValue = Annotated[Any, _schema_ref("Branches")]
+RefValue = Annotated[StrictStr, WithJsonSchema({"type": "string", "pattern": REF_PATTERN})]
+
+
+def _construct_schema(**extra: Any) -> dict[str, Any]:
+    """What JSON Schema can say of a construct beyond its keys: one kind, and repeat: only with body:."""
+    return {"oneOf": [{"required": [kind]} for kind in ("body", "concat", "add")],
+            "dependencies": {"repeat": ["body"]}, **extra}
 
 
 class ExpectModel(_Strict):
-    """`expect:` assertions, checked by `archspec check` and `archspec build`."""
+    """`expect:` assertions about the spec as written, checked by `archspec check` and `archspec build`."""
 
     params: Count | None = Field(None, description="parameters of the whole network, heads included")
     params_inference: Count | None = Field(
         None, description="parameters used at inference (training-only heads left out)")
     macs: Count | None = Field(None, description="multiply-accumulates of the inference graph, one image")
-    output: ShapeList | None = Field(None, description="shape of the main output, batch left out")
+    output: ShapeList | None = Field(None, description="shape of the main output, batch left out, e.g. [1000]")
     outputs: dict[str, ShapeList] | None = Field(None, description="shapes of head outputs by head name")
-    shapes: dict[str, ShapeList] | None = Field(None, description="output shapes of named nodes")
-    min_input: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None = Field(
-        None, description="smallest input H×W the network accepts, training-only heads included")
-    min_input_inference: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)] | None = (
-        Field(None, description="smallest input H×W of the inference graph"))
+    shapes: dict[str, ShapeList] | None = Field(
+        None, description="output shapes of named nodes or block instances, e.g. {inception3a: [256, 28, 28]}")
+    min_input: HW | None = Field(None, description="smallest input H×W the network accepts, training-only heads "
+                                                   "included")
+    min_input_inference: HW | None = Field(None, description="smallest input H×W of the inference graph")
 
 
 class SpecModel(_Strict):
-    """The top level of a spec file."""
+    """An archspec spec: a neural network written in YAML (the language: docs/spec-language.md)."""
 
-    archspec: Literal[1] = Field(description="spec language version")
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")]
-    doc: str | None = None
-    input: ShapeList = Field(description="input shape C, H, W (the batch is symbolic)")
-    vars: dict[str, VarValue] = Field(default_factory=dict)
-    blocks: dict[str, Any] = Field(default_factory=dict)
-    body: Any = Field(description="the main network: a layer")
-    heads: dict[str, Any] = Field(default_factory=dict)
-    expect: ExpectModel | None = None
+    archspec: Literal[1] = Field(description="spec language version; always 1")
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")] = Field(
+        description="the network's name: letters, digits, _ and -")
+    doc: str | None = Field(None, description="free text about the network")
+    input: ShapeList = Field(description="input shape C, H, W (or fewer dimensions); the batch is symbolic")
+    vars: dict[str, VarValue] = Field(
+        default_factory=dict, json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN}},
+        description="variables with defaults, read as $name; a string value is an expression over earlier "
+                    "variables; overridden with --set name=value")
+    blocks: dict[str, Annotated[Any, _schema_ref("BlockModel")]] = Field(
+        default_factory=dict, json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN}},
+        description="templates called like ops: name(args); each has params and one of body, concat or add")
+    body: LayerValue = Field(description="the main network: a layer (a call, a list or mapping of layers, "
+                                         "or a construct)")
+    heads: dict[str, Annotated[Any, _schema_ref("HeadModel")]] = Field(
+        default_factory=dict, json_schema_extra={"propertyNames": {"pattern": NAME_PATTERN}},
+        description="extra outputs such as auxiliary classifiers; each reads a node named by from:")
+    expect: ExpectModel | None = Field(None, description="assertions checked by archspec check and build")
 
 
 class ConstructModel(_Strict):
-    """Keys of a construct mapping (a layer with `body:`, `concat:` or `add:`)."""
+    """A construct: exactly one of body, concat or add, with optional from: and repeat:."""
 
-    body: Any = None
-    concat: Any = None
-    add: Any = None
-    from_: StrictStr | list[StrictStr] | None = Field(None, alias="from")
-    repeat: StrictInt | StrictStr | None = None
+    model_config = ConfigDict(json_schema_extra=_construct_schema())
+
+    body: LayerValue = Field(None, description="a layer: the construct's layers, run in order")
+    concat: BranchesValue = Field(
+        None, description="branches that all read the construct's input; their outputs are concatenated "
+                          "along channels, in the order written")
+    add: BranchesValue = Field(None, description="branches that all read the construct's input; their outputs "
+                                                 "are summed")
+    from_: RefValue | list[RefValue] | None = Field(
+        None, alias="from", description="the node (or nodes) the construct reads instead of the previous layer: "
+                                        "a name such as inception4a, input, or a path such as a/b")
+    repeat: StrictInt | StrictStr | None = Field(
+        None, description="with body: this many copies in a row, named 0 ... N-1 (a number or an expression)")
 
 
 class BlockModel(ConstructModel):
-    """A template under `blocks:`: parameters plus a construct."""
+    """A template under `blocks:`: parameters plus a construct (without from:)."""
 
-    params: list[StrictStr | StrictInt] = Field(default_factory=list)
-    doc: str | None = None
+    model_config = ConfigDict(json_schema_extra=_construct_schema(**{"not": {"required": ["from"]}}))
+
+    params: list[StrictStr | StrictInt] = Field(
+        default_factory=list, description="parameter names, read as $name in the body; name=default gives a "
+                                          "default, and parameters with defaults come last")
+    doc: str | None = Field(None, description="free text about the block")
     columns: list[StrictStr] | None = Field(
-        None, description="labels of the parameters in a paper-style table")
+        None, description="labels of the parameters in a paper-style table, one per parameter")
 
 
 class HeadModel(ConstructModel):
     """An output head under `heads:`; `from:` says which node it reads."""
 
-    train_only: StrictBool = False
-    loss_weight: StrictInt | StrictFloat = 1.0
+    model_config = ConfigDict(json_schema_extra=_construct_schema(required=["from"]))
+
+    train_only: StrictBool = Field(False, description="left out of the inference graph (an auxiliary classifier)")
+    loss_weight: StrictInt | StrictFloat = Field(
+        1.0, description="the head's weight in the training loss, exposed as module.loss_weights[name]")
     when: StrictBool | StrictStr | None = Field(
         None, description="an expression over vars; the head exists only where it is true (e.g. $aux_logits)")
 
@@ -193,10 +241,5 @@ class Spec:
 
     def expect_loc(self, *path: str | int) -> Location:
         return self.source.loc(("expect",) + path)
-
-    def with_overrides(self, **overrides: Any) -> Spec:
-        from .validate import validate
-
-        return validate(self.source, {**self.overrides, **overrides})
 
 

@@ -22,6 +22,8 @@ from .spec import (
     BLOCK_ONLY_KEYS,
     CONSTRUCT_KEYS,
     HEAD_ONLY_KEYS,
+    NAME_PATTERN,
+    REF_PATTERN,
     BlockDef,
     BlockModel,
     CallLayer,
@@ -38,8 +40,8 @@ from .spec import (
     SpecModel,
 )
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-REF = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*|\d+)(/([A-Za-z_][A-Za-z0-9_]*|\d+))*$")
+NAME = re.compile(NAME_PATTERN)
+REF = re.compile(REF_PATTERN)
 
 RESERVED_NAMES = frozenset({
     "input", "forward", "training", "train", "eval", "to", "cuda", "cpu", "xpu", "ipu", "mtia", "type",

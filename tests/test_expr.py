@@ -46,6 +46,7 @@ def test_parse_errors_point_at_the_fault(text, pos, fragment):
 @pytest.mark.parametrize("text, fragment", [
     ("$missing", "unknown variable '$missing'"), ("1 / 0", "division by zero"), ("'a' * 2", "needs a number"),
     ("10 ** 100", "exponent too large"), ("99999999 * 99999999", "out of range"),
+    ("0 ** -1", "division by zero"), ("1e400 - 1e400", "out of range"),  # found by tests/test_fuzz.py
 ])
 def test_evaluation_errors(text, fragment):
     with pytest.raises(ExprError) as info:

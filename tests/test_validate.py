@@ -103,3 +103,14 @@ def test_reserved_names_cover_every_attribute_of_the_emitted_module():
     model = archspec.build(spec("body: conv(4, 1)\n"), device="meta")
     attributes = {n for n in [*dir(ArchModule), *vars(model)] if not n.startswith("_")}
     assert attributes - RESERVED_NAMES == set()
+
+
+def test_the_language_module_imports_no_stage_after_it():
+    """spec.py defines the language; validate.py builds a Spec from it (no cycle between the two)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(archspec.__file__).parent / "spec.py").read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not imported & {"validate", "expand", "graph", "infer", "pipeline", "check"}

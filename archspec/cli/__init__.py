@@ -1,18 +1,23 @@
 """The `archspec` command: a thin shell over the Python API.
 
     archspec build   SPEC [--set k=v ...] [-o FILE] [--device DEV]
-    archspec check   [PATH ...] [--set k=v ...] [--json] [--min-input] [--deep]
+    archspec check   [PATH ...] [--set k=v ...] [--format text|json|github] [--json] [--min-input] [--deep]
     archspec draw    SPEC -o FILE [--depth N] [--focus BLOCK] [--no-heads] [--lr]
     archspec summary SPEC [--depth N] [--paper] [--json | --csv | --markdown]
     archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all]
     archspec profile SPEC [--batch N] [--device DEV] [--optimize] [--depth N] [--json] [-o chart.png]
+    archspec schema                      (the spec language's JSON Schema, for editors)
+    archspec --debug VERB ...            (a traceback when archspec itself fails)
 
-Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error.
+Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error, 3 a bug in
+archspec (the traceback under `archspec --debug` or ARCHSPEC_DEBUG=1), 130 interrupted.
 Only `build` and `profile` import torch.
 """
 
 from __future__ import annotations
 
+import errno
+import shlex
 import sys
 from typing import Any
 
@@ -44,10 +49,71 @@ def fail(exc: SpecError) -> None:
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class ArchspecGroup(click.Group):
+    """The `archspec` group: whatever a verb lets escape ends as a clear message and exit code, never a traceback.
+
+    A spec's fault exits 1, a usage error 2 (click's), Ctrl-C 130 quietly, and anything else is a
+    bug in archspec: exit 3 with how to report it; the traceback only under --debug.
+    """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        argv = list(args)
+        ctx = super().make_context(info_name, args, parent, **extra)
+        ctx.meta["archspec.argv"] = argv
+        return ctx
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except SpecError as exc:  # a verb that let it through: still the user's mistake, still located
+            fail(exc)
+        except KeyboardInterrupt:
+            ctx.exit(130)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:  # output piped into `head`: click ends quietly
+                raise
+            click.echo(f"error[io-error]: {exc.strerror or exc}"
+                       f"{': ' + str(exc.filename) if exc.filename else ''}", err=True)
+            ctx.exit(1)
+        except Exception:
+            report_bug(ctx)
+            ctx.exit(3)
+
+
+def report_bug(ctx: click.Context) -> None:
+    """Say that archspec itself failed, and what to send with a report; the traceback only under --debug."""
+    import platform
+    import traceback
+    from importlib.metadata import PackageNotFoundError, version
+
+    exc = sys.exc_info()[1]
+    try:
+        ours = version("archspec")
+    except PackageNotFoundError:
+        ours = "(not installed)"
+    argv = ctx.meta.get("archspec.argv", [])
+    name = ctx.info_name if ctx.info_name and ctx.info_name.endswith("archspec") else "archspec"
+    lines = [f"error[internal-error]: archspec crashed: {type(exc).__name__}: {exc}",
+             "  = this is a bug in archspec, not in your spec; please report it with the spec, and:",
+             f"  = command:  {name} {shlex.join(argv)}",
+             f"  = version:  archspec {ours}, Python {platform.python_version()}, {platform.platform()}"]
+    if ctx.params.get("debug"):
+        traceback.print_exc()
+    else:
+        debug = f"{name} --debug {shlex.join(argv)}"
+        lines.append(f"  = hint: the report needs the traceback: rerun as `{debug}` (or with ARCHSPEC_DEBUG=1)")
+    click.echo("\n".join(lines), err=True)
+
+
+@click.group(cls=ArchspecGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="archspec")
-def main() -> None:
+@click.option("--debug", is_flag=True, envvar="ARCHSPEC_DEBUG",
+              help="Print the traceback when archspec itself fails (also ARCHSPEC_DEBUG=1).")
+def main(debug: bool) -> None:
     """archspec: compile YAML network specs into checked torch.fx modules."""
 
 
-from . import build, check, diff, draw, profile, summary  # noqa: E402,F401  (each module registers its command)
+from . import build, check, diff, draw, profile, schema, summary  # noqa: E402,F401  (each module registers its command)

@@ -7,7 +7,7 @@ start inside the input or its left padding.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BeforeValidator, Field
 
@@ -76,11 +76,11 @@ def pool_size(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
     return out
 
 
-def check_spatial(op: str, in_hw: tuple[int, int], out_hw: tuple[int, int], what: str) -> None:
-    """Refuse an output size below 1, naming the input size that caused it."""
+def check_spatial(op: str, in_hw: tuple[int, int], out_hw: tuple[int, int], what: Callable[[], str]) -> None:
+    """Refuse an output size below 1, naming the input size that caused it (`what()` describes the op)."""
     if out_hw[0] < 1 or out_hw[1] < 1:
         raise ShapeError(
-            f"{op} {what} turns a {in_hw[0]}×{in_hw[1]} input into {out_hw[0]}×{out_hw[1]}",
+            f"{op} {what()} turns a {in_hw[0]}×{in_hw[1]} input into {out_hw[0]}×{out_hw[1]}",
             expected="an output of at least 1×1",
             found=f"{out_hw[0]}×{out_hw[1]}",
             code="input-too-small",

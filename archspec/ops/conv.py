@@ -45,7 +45,7 @@ def _infer(a: ConvAttrs, ins: list[Shape]) -> Shape:
     else:
         out_hw = (conv_size(h, a.k[0], a.s[0], pad[0], a.d[0]),
                   conv_size(w, a.k[1], a.s[1], pad[1], a.d[1]))
-    check_spatial("conv", (h, w), out_hw, f"{fmt_window(a.k, a.s)} p{_pad_text(a)}")
+    check_spatial("conv", (h, w), out_hw, lambda: f"{fmt_window(a.k, a.s)} p{_pad_text(a)}")
     return (a.out, out_hw[0], out_hw[1])
 
 

@@ -43,7 +43,7 @@ def _window(name: str, a: Any, ins: list[Shape], d: tuple[int, int]) -> Shape:
             raise ShapeError(f"{name} padding must be at most half the kernel (as in PyTorch)",
                              expected=f"p ≤ {a.k[i] // 2} for kernel {a.k[i]}", found=f"p={a.p[i]}")
     out_hw = (pool_size(h, a.k[0], s[0], a.p[0], d[0], a.ceil), pool_size(w, a.k[1], s[1], a.p[1], d[1], a.ceil))
-    check_spatial(name, (h, w), out_hw, fmt_window(a.k, s))
+    check_spatial(name, (h, w), out_hw, lambda: fmt_window(a.k, s))
     return (c, out_hw[0], out_hw[1])
 
 

@@ -12,6 +12,7 @@ The `doc` and the shape rule's docstring are the op's entry in docs/ops.md
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict
@@ -73,8 +74,9 @@ class Op:
     label: Callable[[Any], str] | None = None
     doc: str = ""
 
-    @property
+    @cached_property
     def positional(self) -> list[str]:
+        """Attribute names in positional-argument order, computed once (expansion asks for them at every call)."""
         return list(self.attrs.model_fields)
 
     def describe(self, attrs: Any) -> str:

@@ -1,0 +1,87 @@
+"""The JSON Schema of the spec language, for editors that validate YAML as the user types.
+
+The fixed-shape parts come from the pydantic models in spec.py (`model_json_schema`); the
+recursive layer grammar, which validate.py walks by hand, is added here as far as JSON Schema
+can say it: a call is a string `name(args)`, a sequence a list or mapping of layers, a construct
+a mapping with exactly one of body, concat or add. Written for JSON Schema draft-07, the draft
+editors' YAML language servers support. `archspec schema` prints it; torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from .ops import REGISTRY
+from .spec import CONSTRUCT_KEYS, NAME_PATTERN, BlockModel, ConstructModel, HeadModel, SpecModel
+from .validate import RESERVED_NAMES
+
+DRAFT = "http://json-schema.org/draft-07/schema#"
+CALL_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*(\([\s\S]*\))?\s*$"
+"""A layer call: an op or block name, then optionally its arguments in parentheses."""
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema (draft-07) of a spec file, as a JSON-ready dict."""
+    models = (SpecModel, BlockModel, HeadModel, ConstructModel)
+    _, generated = models_json_schema([(m, "validation") for m in models], ref_template="#/definitions/{model}")
+    definitions = generated["$defs"]
+    top = definitions.pop("SpecModel")
+    definitions.update(_layer_grammar())
+    schema = {"$schema": DRAFT, **top, "title": "archspec spec", "definitions": dict(sorted(definitions.items()))}
+    return _draft7(schema)
+
+
+def _layer_grammar() -> dict[str, Any]:
+    """Definitions of `Layer`, `Call` and `Branches`, referenced by the models' layer-valued fields."""
+    ops = sorted(REGISTRY)
+    node_names = {"pattern": "^[A-Za-z][A-Za-z0-9_]*$", "not": {"enum": sorted(RESERVED_NAMES)}}
+    construct_shaped = {"allOf": [{"propertyNames": {"enum": list(CONSTRUCT_KEYS)}},  # validate's _is_construct
+                                  {"anyOf": [{"required": [k]} for k in ("body", "concat", "add")]}]}
+    return {
+        "Call": {
+            "type": "string", "pattern": CALL_PATTERN,
+            "description": "a call of an op or a block: name(positional, ..., key=value), or a bare name without "
+                           "arguments; values are numbers, true/false/null, lists, words, $variables and "
+                           "arithmetic. Ops: " + ", ".join(ops),
+            "examples": ops,
+        },
+        "Layer": {
+            "description": "a layer: a call such as conv(64, 3), a list of layers (run in order), a mapping of "
+                           "names to layers (run in order, named), or a construct (body, concat or add)",
+            "anyOf": [
+                {"$ref": "#/definitions/Call"},
+                {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Layer"},
+                 "description": "layers run in order, named 0, 1, ..."},
+                {"$ref": "#/definitions/ConstructModel"},
+                {"type": "object", "minProperties": 1, "propertyNames": node_names, "not": construct_shaped,
+                 "additionalProperties": {"$ref": "#/definitions/Layer"},
+                 "description": "layers run in order, each named by its key (the module name in the built network)"},
+            ],
+        },
+        "Branches": {
+            "description": "branches that all read one input: a list (named 0, 1, ...) or a mapping of names to "
+                           "layers",
+            "anyOf": [
+                {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Layer"}},
+                {"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
+                 "additionalProperties": {"$ref": "#/definitions/Layer"}},
+            ],
+        },
+    }
+
+
+def _draft7(node: Any) -> Any:
+    """In draft-07 a `$ref` hides its siblings: move them next to an `allOf` holding the reference.
+
+    A `null` default only means "absent" to the models: dropped, so that an editor does not offer to write it.
+    """
+    if isinstance(node, list):
+        return [_draft7(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _draft7(v) for k, v in node.items() if not (k == "default" and v is None)}
+    if "$ref" in node and len(node) > 1:
+        node = {"allOf": [{"$ref": node.pop("$ref")}], **node}
+    return node

@@ -1,0 +1,181 @@
+"""A seeded mutation fuzzer over every spec: whatever the text, archspec answers with located diagnostics.
+
+Each mutant is a spec of `specs/` (or the tiny fixture) with a few random edits of the kinds people
+make: lines deleted, duplicated or swapped, numbers turned into 0, -1, huge values or words,
+parentheses and brackets lost or doubled, indentation shifted, op names changed, YAML syntax
+mangled. For each one the torch-free pipeline must finish with no exception but `SpecError`,
+every diagnostic must carry a location with line and column >= 1, and nothing may print a
+traceback. CI tries 20 mutants of each zoo spec and 200 of the tiny fixture (it checks fastest),
+340 in all, plus a sample through the `check` command and through `build --device meta`;
+ARCHSPEC_FUZZ_MUTANTS=300 (per zoo spec; ten times that of the fixture) fuzzes deeper, and
+ARCHSPEC_FUZZ_SEED picks other mutants.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import archspec
+from archspec.cli import main
+from archspec.cli.github import workflow_command
+from archspec.errors import SpecError
+from archspec.ops import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCES = [*sorted((ROOT / "specs").glob("*.yaml")), ROOT / "tests" / "fixtures" / "tiny.yaml"]
+PER_SPEC = int(os.environ.get("ARCHSPEC_FUZZ_MUTANTS", "20"))
+SEED = int(os.environ.get("ARCHSPEC_FUZZ_SEED", "8"))
+
+NUMBER = re.compile(r"(?<![\w$.])\d[\d_]*(?:\.\d+)?")
+WORD = re.compile(r"[A-Za-z_]\w*")
+NUMBERS = ["0", "-1", "1", "2", "3.5", "1e400", "99999999999999999999", "10_000_000", "abc", "$nope", "[]", "{}",
+           "null", "true", "'7'", "(", "1/0", "0 ** -1", "2 ** 4000"]
+JUNK = [":", ": ", "(", ")", "[", "]", "{", "}", ",", "-", "- ", "&a ", "*a", "!!python/object:os.system ", "<<: ",
+        "#", "'", '"', "\t", "$", "=", "??", "%", "|", ">", "\x00", "é", "?", "@", "`", "..."]
+
+
+def _numbers(rng: random.Random, text: str) -> str:
+    spots = list(NUMBER.finditer(text))
+    if not spots:
+        return text
+    m = rng.choice(spots)
+    return text[:m.start()] + rng.choice(NUMBERS) + text[m.end():]
+
+
+def _words(rng: random.Random, text: str) -> str:
+    spots = list(WORD.finditer(text))
+    if not spots:
+        return text
+    m = rng.choice(spots)
+    word = m.group()
+    new = rng.choice([rng.choice(sorted(REGISTRY)), word[:-1], word + word[-1:], "input", "forward", "_x", "repeat",
+                      "body", "concat", "add", "from", word.upper()])
+    return text[:m.start()] + new + text[m.end():]
+
+
+def _chars(rng: random.Random, text: str) -> str:
+    spots = [i for i, c in enumerate(text) if c in "()[]{},:=-$'\""]
+    if not spots:
+        return text
+    i = rng.choice(spots)
+    return rng.choice([text[:i] + text[i + 1:], text[:i] + text[i] + text[i:], text[:i] + rng.choice(JUNK) + text[i:]])
+
+
+def _lines(rng: random.Random, text: str) -> str:
+    lines = text.split("\n")
+    i = rng.randrange(len(lines))
+    j = min(len(lines) - 1, i + rng.choice([1, 1, 2, 5]))
+    kind = rng.randrange(6)
+    if kind == 0:
+        del lines[i]
+    elif kind == 1:
+        lines.insert(i, lines[i])
+    elif kind == 2:
+        lines[i], lines[j] = lines[j], lines[i]
+    elif kind == 3:
+        lines[i] = " " * rng.choice([1, 2, 4]) + lines[i]
+    elif kind == 4:
+        lines[i] = lines[i][rng.choice([1, 2]):] if lines[i].startswith("  ") else "\t" + lines[i]
+    else:
+        lines[i] = lines[i][:rng.randrange(len(lines[i]) + 1)]
+    return "\n".join(lines)
+
+
+VALUES = ["", "~", "null", "true", "no", "0", "-7", "1.5", ".inf", ".nan", "0x1F", "1_000", "2001-01-01", "12:30:00",
+          "[]", "{}", "[1, [2]]", "{a: 1}", "{body: relu}", "{concat: [relu, relu]}", "{from: input, body: relu}",
+          "{repeat: 3, body: relu}", "!!binary aGk=", "!!str 3", "'quoted'", '"a\\u0000b"', "|\n  text", "relu",
+          "conv(64, 3)", "conv($nope)", "concat(a, b)", "[relu, conv(8, 1)]", "- relu", "x" * 300]
+
+
+def _values(rng: random.Random, text: str) -> str:
+    """Replace what follows `key:` on a line with another YAML value."""
+    lines = text.split("\n")
+    spots = [i for i, line in enumerate(lines) if re.match(r"^\s*[-\w]+:( |$)", line)]
+    if not spots:
+        return text
+    i = rng.choice(spots)
+    key = lines[i].split(":", 1)[0]
+    lines[i] = f"{key}: {rng.choice(VALUES)}"
+    return "\n".join(lines)
+
+
+def _truncate(rng: random.Random, text: str) -> str:
+    return text[:rng.randrange(len(text))]
+
+
+EDITS = [_numbers, _numbers, _numbers, _words, _words, _chars, _chars, _lines, _lines, _values, _values, _truncate]
+
+
+def mutants(path: Path, count: int, seed: int) -> list[str]:
+    """`count` mutants of the spec at `path`, each one to four edits away from it; deterministic per seed."""
+    rng = random.Random(f"{seed}:{path.name}")
+    text = path.read_text()
+    out = []
+    for _ in range(count):
+        mutant = text
+        for _ in range(rng.choice([1, 1, 1, 2, 4])):
+            mutant = rng.choice(EDITS[:-1] if rng.random() > 0.03 else EDITS)(rng, mutant)
+        out.append(mutant)
+    return out
+
+
+def check_mutant(text: str, path: Path) -> archspec.CheckResult:
+    """Check one mutant; fail the test on anything but located diagnostics."""
+    path.write_text(text, encoding="utf-8")
+    result = archspec.check_file(path)  # raises on anything but SpecError, which it turns into diagnostics
+    lines = text.count("\n") + 1
+    for d in result.diagnostics:
+        assert d.loc is not None, d.headline()
+        assert 1 <= d.loc.line <= lines + 1 and d.loc.col >= 1, d.headline()
+        d.to_json()
+        workflow_command(d, str(path))
+    SpecError(result.diagnostics, result.sources).render()
+    return result
+
+
+def _count(source: Path) -> int:
+    return PER_SPEC * 10 if source.parent.name == "fixtures" else PER_SPEC
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_mutants_get_located_diagnostics_never_a_crash(source, tmp_path, capsys):
+    path = tmp_path / source.name
+    results = [check_mutant(text, path) for text in mutants(source, _count(source), SEED)]
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    failed = sum(not r.ok for r in results)
+    print(f"{source.name}: {len(results)} mutants, {failed} rejected with located errors")
+    assert len(results) == _count(source) and failed > len(results) // 4  # the mutator really breaks specs
+
+
+def test_mutants_through_the_check_command(tmp_path):
+    """A sample of mutants through `archspec check --format github`, printing included: exit 0 or 1."""
+    runner = CliRunner()
+    for source in SOURCES:
+        for i, text in enumerate(mutants(source, 3, SEED + 1)):
+            path = tmp_path / f"{i}_{source.name}"
+            path.write_text(text, encoding="utf-8")
+            for fmt in ("text", "github"):
+                result = runner.invoke(main, ["check", "--format", fmt, str(path)])
+                assert result.exit_code in (0, 1), f"{path}:\n{result.output}"
+                assert "Traceback" not in result.output and "internal-error" not in result.output
+
+
+def test_mutants_that_check_also_build_on_the_meta_device(tmp_path):
+    """Mutants that pass the check also build: what check accepts, the torch backend does not refuse."""
+    pytest.importorskip("torch")
+    path = tmp_path / "mutant.yaml"
+    built = 0
+    for source in (SOURCES[-1], ROOT / "specs" / "googlenet.yaml"):
+        for text in mutants(source, 30, SEED + 2):
+            result = check_mutant(text, path)
+            if result.ok and result.typed is not None and built < 12:
+                archspec.build(result.typed, device="meta")
+                built += 1
+    assert built >= 6
