@@ -88,7 +88,7 @@ def optimize_module(module: Any, passes: Sequence[str] | None, batch: int | None
         from .passes import PASSES
     except ImportError:
         raise ProfileError("this version of archspec has no optimizer (archspec.optimize)") from None
-    names = [getattr(p, "name", p) for p in PASSES]
+    names = [str(getattr(p, "name", p)) for p in PASSES]
     unknown = [p for p in passes or () if p not in names]
     if unknown:
         raise ProfileError(f"unknown pass {', '.join(map(repr, unknown))}; the passes are: {', '.join(names)}")
