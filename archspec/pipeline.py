@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 import gc
-from contextlib import contextmanager
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 

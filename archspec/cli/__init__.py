@@ -5,12 +5,13 @@
     archspec draw    SPEC -o FILE [--depth N] [--focus BLOCK] [--no-heads] [--lr]
     archspec summary SPEC [--depth N] [--paper] [--json | --csv | --markdown]
     archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all]
+    archspec profile SPEC [--batch N] [--device DEV] [--optimize] [--depth N] [--json] [-o chart.png]
     archspec schema                      (the spec language's JSON Schema, for editors)
     archspec --debug VERB ...            (a traceback when archspec itself fails)
 
 Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error, 3 a bug in
 archspec (the traceback under `archspec --debug` or ARCHSPEC_DEBUG=1), 130 interrupted.
-Only `build` imports torch.
+Only `build` and `profile` import torch.
 """
 
 from __future__ import annotations
@@ -115,4 +116,4 @@ def main(debug: bool) -> None:
     """archspec: compile YAML network specs into checked torch.fx modules."""
 
 
-from . import build, check, diff, draw, schema, summary  # noqa: E402,F401  (each module registers its command)
+from . import build, check, diff, draw, profile, schema, summary  # noqa: E402,F401  (each module registers its command)
