@@ -102,6 +102,8 @@ def check_device(args: argparse.Namespace) -> torch.device:
     if args.cuda_graphs and dev.type != "cuda":
         print("run.py: --cuda-graphs needs a CUDA device (--device cuda)", file=sys.stderr)
         sys.exit(2)
+    if dev.type == "cuda":  # fp32 means fp32: cuDNN's default TF32 convs differ from it by ~1e-3
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     return dev
 
 
@@ -309,7 +311,8 @@ def check_scaling(quick: bool) -> tuple[list[str], list[str]]:
 
 def report(args: argparse.Namespace, dev: torch.device, sections: list[str], targets: list[list[str]],
            notes: list[str], scaling: list[str], started: float) -> str:
-    how = f"{dev} {args.dtype}" + (", CUDA graphs" if args.cuda_graphs else "")
+    how = f"{dev} {args.dtype}" + (", TF32 off" if dev.type == "cuda" else "") + (
+        ", CUDA graphs" if args.cuda_graphs else "")
     out = ["# Benchmark results", ""]
     if args.quick:
         out += ["> **Smoke run (`--quick`)**: 3 rounds on whatever machine ran it. These numbers only show "

@@ -57,12 +57,14 @@ def _merge(gm: fx.GraphModule, nodes: list[fx.Node]) -> None:
     fuse_relu = all(r is not None and is_relu(gm, r) for r in relus)
     target = add_module(gm, f"{_common_prefix([str(n.target) for n in nodes])}merged", merged)
     with graph.inserting_before(nodes[0]):  # before every sibling's reader, after their shared input
-        out = graph.call_module(target, (nodes[0].args[0],))
-        absorb(out, *nodes, *(relus if fuse_relu else []))  # type: ignore[arg-type]
+        conv = out = graph.call_module(target, (nodes[0].args[0],))
+        absorb(conv, *nodes, *(relus if fuse_relu else []))  # type: ignore[arg-type]
         if fuse_relu:
             out = graph.call_function(torch.relu, (out,))
         parts = graph.call_function(torch.split, (out, [c.out_channels for c in convs]), {"dim": 1})
         pieces = [graph.call_function(operator.getitem, (parts, i)) for i in range(len(nodes))]
+    for helper in {out, parts, *pieces} - {conv}:  # their time belongs to the siblings' blocks too
+        absorb(helper, conv)
     ends = relus if fuse_relu else nodes
     for end, piece in zip(ends, pieces, strict=True):
         end.replace_all_uses_with(piece)  # type: ignore[union-attr]
