@@ -3,8 +3,9 @@
     spec = archspec.load("specs/googlenet.yaml", num_classes=10)   # validated Spec
     graph = archspec.compile(spec)      # shapes, params, MACs per node; no torch
     model = archspec.build(spec)        # torch.fx.GraphModule (ArchModule)
+    loss = archspec.weighted_loss(model, model(x), y)   # main + each head's loss_weight × its loss
 
-Everything except `build` runs without importing torch.
+Everything except `build`, `ArchModule` and the training helpers runs without importing torch.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from .spec import Spec
 
 __all__ = [
     "ArchModule", "CheckResult", "Diagnostic", "Location", "Spec", "SpecError", "TypedGraph",
-    "build", "check_expect", "check_file", "compile", "load", "loads", "min_input",
+    "build", "check_expect", "check_file", "compile", "load", "loads", "loss_terms", "loss_weights", "min_input",
+    "weighted_loss",
 ]
+
+_TRAINING = ("loss_terms", "loss_weights", "weighted_loss")
 
 
 def __getattr__(name: str) -> Any:
@@ -29,4 +33,8 @@ def __getattr__(name: str) -> Any:
         from .backends.torch_fx import ArchModule
 
         return ArchModule
+    if name in _TRAINING:  # imported lazily: they need torch
+        from . import training
+
+        return getattr(training, name)
     raise AttributeError(f"module 'archspec' has no attribute {name!r}")
