@@ -340,7 +340,8 @@ def run(opts: Options) -> nn.Module:
 @click.option("--device", default=Options.device, show_default=True, help="auto (cuda if present), cpu, cuda, cuda:1.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a spec variable (num_classes is 10).")
 @click.option("--resume", is_flag=True, help="Continue from --out's checkpoint.pt.")
-@click.option("--limit", type=click.IntRange(min=20), default=None, help="Use a stratified subset of N images.")
+@click.option("--limit", type=click.IntRange(min=50), default=None,
+              help="Use a stratified subset of N images (for quick trials).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def main(spec: str, sets: tuple[str, ...], **kwargs: Any) -> None:
     """Train SPEC on scikit-learn's handwritten digits and print the validation accuracy."""
