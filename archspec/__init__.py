@@ -4,8 +4,9 @@
     graph = archspec.compile(spec)      # shapes, params, MACs per node; no torch
     model = archspec.build(spec)        # torch.fx.GraphModule (ArchModule)
     fast = archspec.optimize(model)     # inference module: BN folded, convs fused
+    loss = archspec.weighted_loss(model, model(x), y)   # main + each head's loss_weight × its loss
 
-Everything except `build` and `optimize` runs without importing torch.
+Everything except `build`, `optimize`, `ArchModule` and the training helpers runs without importing torch.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from .spec import Spec
 
 __all__ = [
     "ArchModule", "CheckResult", "Diagnostic", "Location", "Spec", "SpecError", "TypedGraph",
-    "build", "check_expect", "check_file", "compile", "load", "loads", "min_input", "optimize",
+    "build", "check_expect", "check_file", "compile", "load", "loads", "loss_terms", "loss_weights", "min_input",
+    "optimize", "weighted_loss",
 ]
+
+_TRAINING = ("loss_terms", "loss_weights", "weighted_loss")
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +38,8 @@ def __getattr__(name: str) -> Any:
         from .passes import optimize
 
         return optimize
+    if name in _TRAINING:  # imported lazily: they need torch
+        from . import training
+
+        return getattr(training, name)
     raise AttributeError(f"module 'archspec' has no attribute {name!r}")
