@@ -67,12 +67,12 @@ def test_other_num_classes_is_a_located_mismatch(googlenet, tmp_path: Path):
     diags = info.value.diagnostics
     assert {d.code for d in diags} == {"weights-mismatch"}
     fc = next(d for d in diags if d.path == "fc")
-    assert (fc.loc.line, fc.loc.col) == (80, 7)
+    assert (fc.loc.line, fc.loc.col) == (81, 7)
     assert fc.expected == "weight 10×1024, bias 10" and fc.found == "weight 1000×1024, bias 1000"
     assert {d.path for d in diags if d.path} == {"fc", "aux1/fc2", "aux2/fc2"}
     assert diags[-1].message.endswith("does not fit googlenet: 0 missing, 0 unexpected, 6 of another shape")
     text = info.value.render()
-    assert "80 |   fc: linear($num_classes)" in text
+    assert "81 |   fc: linear($num_classes)" in text
 
 
 def test_missing_and_unexpected_keys_are_named_at_their_nodes_and_scopes(tmp_path: Path):

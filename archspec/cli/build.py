@@ -88,7 +88,7 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | N
     if weights:
         click.echo(f"  {'weights':<9}{weights}")
     if chosen is not False:
-        done = " · ".join(f"{name} {count}" for name, count in module.passes.items())
+        done = " · ".join(f"{name} {count}" for name, count in module.__dict__["passes"].items())
         click.echo(f"  {'passes':<9}{done}  (rewrites made by each)")
     if output:
         _save(module, typed, output)

@@ -103,7 +103,7 @@ def test_torchvision_state_dict_loads_with_weights(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     mismatch = run("build", str(GOOGLENET), "--set", "num_classes=10", "--weights", str(path))
     assert mismatch.returncode == 1
-    assert "specs/googlenet.yaml:80:7: error[weights-mismatch] fc: weight and bias in" in mismatch.stderr
+    assert "specs/googlenet.yaml:81:7: error[weights-mismatch] fc: weight and bias in" in mismatch.stderr
     assert "  = expected: weight 10×1024, bias 10\n  = found:    weight 1000×1024, bias 1000" in mismatch.stderr
     assert "error[weights-mismatch] aux1/fc2:" in mismatch.stderr and "4 errors" in mismatch.stderr
     assert "Traceback" not in mismatch.stderr
