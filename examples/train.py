@@ -118,7 +118,7 @@ def load_network(path: str, sets: dict[str, Any]) -> archspec.TypedGraph:
         raise TrainError(f"no spec file at {path}")
     spec = archspec.load(path)
     overrides = ({"num_classes": NUM_CLASSES} if "num_classes" in spec.vars else {}) | sets
-    typed = archspec.compile(spec.with_overrides(**overrides) if overrides else spec)
+    typed = archspec.compile(spec, **overrides)
     main = typed.output_shapes()["main"]
     if tuple(main) != (NUM_CLASSES,):
         raise TrainError(f"{path}: the network's main output is {list(main)}, the digits need [{NUM_CLASSES}] "
