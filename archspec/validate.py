@@ -9,6 +9,7 @@ All faults of a file are collected before `SpecError` is raised.
 from __future__ import annotations
 
 import difflib
+import keyword
 import re
 from typing import Any
 
@@ -57,7 +58,7 @@ RESERVED_NAMES = frozenset({
     "register_load_state_dict_pre_hook", "register_state_dict_post_hook", "register_state_dict_pre_hook",
     "to_folder", "T_destination", "shape_env",
     "loss_weights", "heads", "train_graph", "train_code", "spec_name", "typed",
-})
+}) | frozenset(keyword.kwlist)  # `self.class` cannot be written in the generated forward()
 """Names a node cannot take: attributes of the emitted module (tests/test_validate.py keeps this complete
 for the installed torch). Names starting with `_` are refused too."""
 
@@ -343,7 +344,8 @@ class _Validator:
         if what not in ("block", "parameter") and (name in RESERVED_NAMES or name.startswith("_")):
             self.diags.error("reserved-name", f"'{name}' is reserved and cannot name a {what}",
                              loc=self.src.key_loc(path), hint=f"rename it, e.g. '{name.strip('_')}_'",
-                             expected="a name that is not an attribute of torch modules nor starts with _")
+                             expected="a name that is not a Python keyword, an attribute of torch modules, "
+                                      "nor starts with _")
             return False
         return True
 

@@ -50,6 +50,7 @@ def test_construct_needs_exactly_one_kind():
     ("body:\n  forward: relu\n", "reserved-name"),
     ("body:\n  _modules: relu\n", "reserved-name"),
     ("body:\n  typed: relu\n", "reserved-name"),
+    ("body:\n  class: relu\n", "reserved-name"),  # a Python keyword: `self.class` would not compile
     ("body:\n  2x: relu\n", "bad-name"),
     ("blocks:\n  conv: {body: relu}\nbody: relu\n", "block-shadows-op"),
     ("blocks:\n  b: {params: [x=1, y], body: relu}\nbody: relu\n", "wrong-type"),
