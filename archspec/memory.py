@@ -1,7 +1,7 @@
 """How much memory a network's weights take, and whether a device has it: checked before `build` allocates.
 
 The estimate is torch-free: parameters come from the typed graph (the op
-registry's counts), buffers from `BUFFERS`; every tensor is float32 except
+registry's counts), buffers from each op's `buffer_bytes`; every tensor is float32 except
 BatchNorm's int64 step counter. A build that would not fit is refused with
 the largest nodes located in the spec, instead of ending in the allocator's
 traceback (or in the kernel's OOM killer). The meta device allocates nothing.
@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import Diagnostic, Location, SpecError
 from .infer import TypedGraph
 from .ir import INPUT
-from .ops import Shape
+from .ops import REGISTRY
 
 FLOAT = 4
 """Bytes per parameter and per float buffer (torch's default dtype, float32)."""
-
-BUFFERS: dict[str, Callable[[Any, list[Shape]], int]] = {
-    # running_mean and running_var (float32, C each) and num_batches_tracked (one int64)
-    "bn": lambda attrs, ins: 2 * ins[0][0] * FLOAT + 8,
-}
-"""Bytes of the buffers an op's module holds, by op name (ops not listed hold none)."""
 
 TOP = 5
 """The number of largest nodes a refusal names."""
@@ -59,8 +52,7 @@ def estimate(typed: TypedGraph) -> Estimate:
             continue
         node = typed.net.nodes[name]
         ins = [typed.shape(s) for s in typed.graph.inputs[name]]
-        buffers = BUFFERS.get(node.op)
-        nodes[name] = typed.info[name].params * FLOAT + (buffers(node.attrs, ins) if buffers else 0)
+        nodes[name] = typed.info[name].params * FLOAT + REGISTRY[node.op].buffer_bytes(node.attrs, ins)
     return Estimate(sum(nodes.values()), nodes)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import shlex
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -44,8 +44,34 @@ SET = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                    help="Override a spec variable, or the input shape: --set num_classes=10 --set input=[3,299,299].")
 
 
+PASS_NAMES = ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last", "fuse_conv_relu")
+"""archspec.passes.pass_names(), written out so that `--help` needs no torch (a test keeps the two equal)."""
+
+
+def _parse_passes(ctx: click.Context, param: click.Parameter, text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in PASS_NAMES]
+    if unknown or not names:
+        raise click.BadParameter(f"unknown pass {', '.join(unknown) or '(none given)'}; the passes are "
+                                 f"{', '.join(PASS_NAMES)}", param_hint="--passes")
+    return names
+
+
+PASSES = click.option("--passes", metavar="A,B,...", callback=_parse_passes,
+                      help="Only these passes, in their fixed order (implies --optimize): "
+                           + ", ".join(PASS_NAMES) + ".")
+
+
 def fail(exc: SpecError) -> None:
     click.echo(exc.render(), err=True)
+    sys.exit(1)
+
+
+def device_unavailable(exc: Exception) -> NoReturn:
+    """A device this machine lacks: a user's mistake, so a located message and exit 1, not a traceback."""
+    click.echo(f"error[device-unavailable]: {exc}", err=True)
     sys.exit(1)
 
 

@@ -12,10 +12,7 @@ from ..errors import SpecError
 from ..export import FORMATS, format_of, formats_help
 from ..files import same_file
 from ..memory import parse_size
-from . import SET, fail, main, parse_sets
-
-PASS_NAMES = ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last", "fuse_conv_relu")
-"""archspec.passes.pass_names(), written out so `--help` needs no torch (a test keeps the two equal)."""
+from . import PASSES, SET, device_unavailable, fail, main, parse_sets
 
 
 class Size(click.ParamType):
@@ -45,19 +42,18 @@ _OUTPUT_HELP = "Save the module; the suffix picks the format: " + "; ".join(
 @click.option("--optimize", is_flag=True,
               help="Return and save the inference module archspec.optimize makes (BN folded, convs fused; "
                    "docs/optimize.md), with the default passes for --device.")
-@click.option("--passes", metavar="A,B,...",
-              help="Run these passes only, in their fixed order (implies --optimize): " + ", ".join(PASS_NAMES) + ".")
+@PASSES
 @click.option("--max-memory", type=Size(), default=None,
               help="Refuse to build when the weights need more than SIZE (e.g. 512MB, 2GiB); by default, more than "
                    "the device has available. --device meta allocates nothing and is never refused.")
 def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | None, device: str,
-          optimize: bool, passes: str | None, max_memory: int | None) -> None:
+          optimize: bool, passes: list[str] | None, max_memory: int | None) -> None:
     """Compile SPEC into a torch.fx GraphModule and print a summary."""
     from .. import pipeline
     from ..report import overview_lines
 
     overrides = parse_sets(sets)
-    chosen = _passes(passes) if passes is not None else (True if optimize else False)
+    chosen: bool | list[str] = passes if passes is not None else optimize
     if output:
         _check_output(spec, output, device, optimized=chosen is not False)
     try:
@@ -68,11 +64,10 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | N
 
         t_import = time.perf_counter()
         try:
-            module = pipeline.build(typed, device=device, weights=weights, optimize=chosen,
-                                    max_memory=max_memory if max_memory is not None else "auto")
+            module: Any = pipeline.build(typed, device=device, weights=weights, optimize=chosen,
+                                         max_memory=max_memory if max_memory is not None else "auto")
         except DeviceError as exc:
-            click.echo(f"error[device-unavailable]: {exc}", err=True)
-            sys.exit(1)
+            device_unavailable(exc)
         t2 = time.perf_counter()
     except SpecError as exc:
         fail(exc)
@@ -88,7 +83,7 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | N
     if weights:
         click.echo(f"  {'weights':<9}{weights}")
     if chosen is not False:
-        done = " · ".join(f"{name} {count}" for name, count in module.__dict__["passes"].items())
+        done = " · ".join(f"{name} {count}" for name, count in module.passes.items())
         click.echo(f"  {'passes':<9}{done}  (rewrites made by each)")
     if output:
         _save(module, typed, output)
@@ -96,15 +91,6 @@ def build(spec: str, sets: tuple[str, ...], output: str | None, weights: str | N
     if problems:
         click.echo("\n" + SpecError(problems, typed.net.sources).render(), err=True)
         sys.exit(1)
-
-
-def _passes(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in PASS_NAMES]
-    if unknown or not names:
-        raise click.BadParameter(f"unknown pass {', '.join(unknown) or '(none given)'}; the passes are "
-                                 f"{', '.join(PASS_NAMES)}", param_hint="--passes")
-    return names
 
 
 def _check_output(spec: str, output: str, device: str, optimized: bool) -> None:

@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import SpecError
-from . import SET, fail, main, parse_sets
+from . import PASSES, SET, device_unavailable, fail, main, parse_sets
 from .tables import chosen_format, emit, format_options
 
 
@@ -19,8 +19,9 @@ from .tables import chosen_format, emit, format_options
 @click.option("--dtype", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="bf16 and fp16 run under torch.autocast.")
 @click.option("--cuda-graphs", is_flag=True, help="Time the plain forward as a replayed CUDA graph (CUDA only).")
-@click.option("--optimize", is_flag=True, help="Profile the module after archspec.optimize (every pass).")
-@click.option("--passes", metavar="A,B", default=None, help="Profile after these passes only (implies --optimize).")
+@click.option("--optimize", is_flag=True,
+              help="Profile the module archspec.optimize returns, with the default passes for --device.")
+@PASSES
 @click.option("--depth", type=click.IntRange(min=1), default=1, show_default=True,
               help="Show scopes nested deeper than N collapsed into their block's row.")
 @click.option("--repeat", type=click.IntRange(min=1), default=10, show_default=True, help="Timed runs (medians).")
@@ -28,11 +29,10 @@ from .tables import chosen_format, emit, format_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also draw a bar chart: .png, .svg or .pdf.")
 @format_options
 def profile(spec: str, sets: tuple[str, ...], batch: int, device: str, dtype: str, cuda_graphs: bool,
-            optimize: bool, passes: str | None, depth: int, repeat: int, warmup: int, output: str | None,
+            optimize: bool, passes: list[str] | None, depth: int, repeat: int, warmup: int, output: str | None,
             **flags: bool) -> None:
     """Run SPEC's network on random input and show where the time goes, block by block."""
     fmt = chosen_format(**flags)
-    pass_list = [p.strip() for p in passes.split(",") if p.strip()] if passes is not None else None
     if output and not output.lower().endswith((".png", ".svg", ".pdf")):
         raise click.BadParameter("the chart is drawn as .png, .svg or .pdf", param_hint="-o")
     from ..backends.torch_fx import DeviceError
@@ -41,14 +41,13 @@ def profile(spec: str, sets: tuple[str, ...], batch: int, device: str, dtype: st
 
     try:
         table = run_profile(spec, vars=parse_sets(sets), batch=batch, device=device, dtype=dtype,
-                            cuda_graphs=cuda_graphs, optimize=optimize, passes=pass_list, depth=depth,
+                            cuda_graphs=cuda_graphs, optimize=optimize, passes=passes, depth=depth,
                             repeat=repeat, warmup=warmup)
     except SpecError as exc:
         fail(exc)
         return
     except DeviceError as exc:
-        click.echo(f"error[device-unavailable]: {exc}", err=True)
-        sys.exit(1)
+        device_unavailable(exc)
     except ProfileError as exc:
         raise click.UsageError(str(exc)) from None
     emit(table, fmt)

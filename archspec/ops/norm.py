@@ -34,6 +34,7 @@ def _bn_emit(a: BatchNormAttrs, ins: list[Shape]):
 register(Op(
     name="bn", attrs=BatchNormAttrs, infer=_bn_infer, emit=_bn_emit, kind="norm",
     params=lambda a, ins, out: 2 * ins[0][0] if a.affine else 0,
+    buffer_bytes=lambda a, ins: 2 * 4 * ins[0][0] + 8,  # float32 running mean and variance, int64 step count
     label=lambda a: "bn" if a.eps == 1e-5 else f"bn eps={a.eps:g}",
     doc="Batch normalisation over channels (BatchNorm2d for C×H×W, BatchNorm1d for F). "
         "Its running mean and variance are buffers, not parameters.",

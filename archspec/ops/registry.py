@@ -69,6 +69,8 @@ class Op:
     macs: Callable[[Any, list[Shape], Shape], int] = _zero
     weights: Callable[[Any, list[Shape], Shape], int] | None = None
     """Parameters without biases (the papers' convention); None means the same as `params`."""
+    buffer_bytes: Callable[[Any, list[Shape]], int] = lambda attrs, ins: 0
+    """Bytes of the buffers (state that is not a parameter) the op's torch module holds."""
     arity: int | None = 1
     kind: str = "other"
     label: Callable[[Any], str] | None = None

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 import archspec
-from archspec.cli.build import PASS_NAMES
+from archspec.cli import PASS_NAMES
 from archspec.passes import OptimizedModule, pass_names
 
 ROOT = Path(__file__).resolve().parents[2]
