@@ -11,7 +11,9 @@ in the same runs, alternating, so the cost of timing each node can be stated.
 
 After `archspec.optimize`, passes rename and merge nodes: each keeps the spec
 path it computes in `node.meta["archspec"]["path"]`, and a merged node all of
-them in `["paths"]` (its time is split evenly over them). Nodes with no path
+them in `["paths"]`; its time is split over them in proportion to their MACs
+(a conv with its folded BN and fused ReLU: all to the conv; three merged 1×1
+convs: by their sizes), evenly where none has MACs. Nodes with no path
 (layout conversions, splits added by a pass) are shown on one row of their own.
 Rows are those of `archspec summary` (`summary.layer_rows`), collapsed by `depth`.
 """
@@ -214,7 +216,8 @@ def op_kind(node: fx.Node, module: fx.GraphModule | None = None) -> str:
 class Attribution:
     """Measured seconds spread over the spec: per node path, per scope (its subtree), per op kind."""
 
-    def __init__(self, node_seconds: dict[fx.Node, float], module: fx.GraphModule | None = None):
+    def __init__(self, node_seconds: dict[fx.Node, float], module: fx.GraphModule | None = None,
+                 macs: Callable[[str], int] | None = None):
         self.own: dict[str, float] = defaultdict(float)
         self.subtree: dict[str, float] = defaultdict(float)
         self.per_op: dict[str, float] = defaultdict(float)
@@ -225,10 +228,10 @@ class Attribution:
             if not paths:
                 self.other += seconds
             self.merged += len(paths) > 1
-            for path in paths:
-                self.own[path] += seconds / len(paths)
+            for path, share in zip(paths, _shares(paths, macs)):
+                self.own[path] += seconds * share
                 for scope in _ancestors(path):
-                    self.subtree[scope] += seconds / len(paths)
+                    self.subtree[scope] += seconds * share
 
     def seconds(self, row: dict[str, Any]) -> float:
         """A layer row's time: its own node's for an op row, its subtree's for a scope row.
@@ -236,6 +239,18 @@ class Attribution:
         A scope and the node computing its output may share a path (a block's concat), hence the two maps.
         """
         return self.own.get(row["path"], 0.0) if row["kind"] == "op" else self.subtree.get(row["path"], 0.0)
+
+
+def _shares(paths: list[str], macs: Callable[[str], int] | None) -> list[float]:
+    """How a node's time divides over the spec nodes it computes: by MACs, evenly where none has any.
+
+    An even split would rank a folded BN and a fused ReLU as costly as the conv that does all the work.
+    """
+    if len(paths) < 2:
+        return [1.0] * len(paths)
+    weights = [macs(p) for p in paths] if macs is not None else []
+    total = sum(weights)
+    return [w / total for w in weights] if total > 0 else [1 / len(paths)] * len(paths)
 
 
 def _ancestors(path: str) -> Iterator[str]:
@@ -267,7 +282,7 @@ COLUMNS = [
 
 def profile_table(typed: TypedGraph, timed: dict[str, Any], settings: dict[str, Any]) -> Table:
     """One row per `summary` layer row of the inference graph down to `depth`, with measured time."""
-    spread = Attribution(timed["nodes"], timed.get("module"))
+    spread = Attribution(timed["nodes"], timed.get("module"), lambda path: _node_macs(typed, path))
     node_total = sum(timed["nodes"].values())
     batch, other = settings["batch"], spread.other
     rows = []
@@ -295,6 +310,11 @@ def profile_table(typed: TypedGraph, timed: dict[str, Any], settings: dict[str, 
             "forward_min_ms": min(timed["forward"]) * 1e3, "forward_max_ms": max(timed["forward"]) * 1e3,
             "images_per_s": batch / forward, "by_op": by_op, "merged_nodes": spread.merged}
     return Table(_title(typed, settings), COLUMNS, rows, total_rows, _notes(meta), meta, indent_key="depth")
+
+
+def _node_macs(typed: TypedGraph, path: str) -> int:
+    info = typed.info.get(path)
+    return info.macs if info is not None else 0
 
 
 def _gflops(macs: int, seconds: float) -> float | None:
@@ -329,7 +349,7 @@ def _notes(m: dict[str, Any]) -> list[str]:
     ]
     if m["merged_nodes"]:
         notes.append(f"{m['merged_nodes']} fx nodes compute several spec nodes (merged by passes); "
-                     "their time is split evenly among them")
+                     "their time is split among them by MACs")
     if m["cuda_graphs"]:
         notes.append("CUDA graphs: the forward line replays one captured graph; per-node times run without it")
     return notes

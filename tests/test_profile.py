@@ -11,7 +11,7 @@ import torch
 
 import archspec
 from archspec.backends.torch_fx import DeviceError
-from archspec.profile import OTHER, Attribution, ProfileError, draw_chart, profile, profile_table
+from archspec.profile import OTHER, Attribution, ProfileError, draw_chart, profile, profile_table, spec_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
@@ -94,23 +94,36 @@ def test_ranks_gflops_and_notes_from_known_times():
 
 
 def test_merged_and_unowned_nodes_after_passes():
-    """A node standing for two spec nodes splits its time evenly; a node with no path gets a row of its own."""
+    """A node standing for several spec nodes splits its time by their MACs; a node with no path has its own row."""
     module = archspec.build(TINY).eval()
     nodes = {n.name: n for n in module.graph.nodes}
     nodes["mix_left_conv"].meta["archspec"]["paths"] = ["mix/left/conv", "mix/mid/0/conv"]
     del nodes["mix_mid_0_conv"].meta["archspec"]
     seconds = {n: 0.004 if n.name == "mix_left_conv" else 0.001 for n in module.graph.nodes
                if n.op in ("call_module", "call_function")}
-    spread = Attribution(seconds)
-    assert spread.own["mix/left/conv"] == pytest.approx(0.002) and spread.own["mix/mid/0/conv"] == pytest.approx(0.002)
-    assert spread.other == pytest.approx(0.001) and spread.merged == 1
-    assert spread.subtree["mix/left"] == pytest.approx(0.002 + 2 * 0.001)
+    even = Attribution(seconds)
+    assert even.own["mix/left/conv"] == pytest.approx(0.002) and even.own["mix/mid/0/conv"] == pytest.approx(0.002)
+    assert even.other == pytest.approx(0.001) and even.merged == 1
+    assert even.subtree["mix/left"] == pytest.approx(0.002 + 2 * 0.001)
+    macs = {"mix/left/conv": 300, "mix/mid/0/conv": 100}
+    by_macs = Attribution(seconds, macs=lambda path: macs.get(path, 0))
+    assert by_macs.own["mix/left/conv"] == pytest.approx(0.003) and by_macs.own["mix/mid/0/conv"] == pytest.approx(0.001)
     settings = {"batch": 1, "device": "cpu", "dtype": "fp32", "cuda_graphs": False, "optimized": True,
                 "passes": None, "repeat": 1, "warmup": 0, "depth": 1}
     table = profile_table(module.typed, {"nodes": seconds, "forward": [0.01]}, settings)
     assert table.rows[-1]["path"] == OTHER and table.rows[-1]["time_ms"] == pytest.approx(1.0)
     assert math.isclose(sum(r["time_ms"] for r in table.rows), table.total_rows[0]["time_ms"], rel_tol=1e-9)
-    assert any("split evenly" in note for note in table.notes)
+    assert any("split among them by MACs" in note for note in table.notes)
+
+
+def test_fused_conv_takes_the_time_of_its_folded_bn_and_relu():
+    """After the default passes one node computes conv, bn and relu: the conv's row carries its whole time."""
+    built = archspec.build(TINY).eval()
+    module = archspec.optimize(built, batch=1)
+    fused = next(n for n in module.graph.nodes if len(spec_paths(n)) == 3)
+    conv, bn, relu = spec_paths(fused)
+    spread = Attribution({fused: 0.006}, macs=lambda path: built.typed.info[path].macs)
+    assert (spread.own[conv], spread.own[bn], spread.own[relu]) == pytest.approx((0.006, 0.0, 0.0))
 
 
 @pytest.mark.parametrize("suffix, magic", [("png", b"\x89PNG"), ("svg", b"<svg")])
