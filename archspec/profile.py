@@ -228,7 +228,7 @@ class Attribution:
             if not paths:
                 self.other += seconds
             self.merged += len(paths) > 1
-            for path, share in zip(paths, _shares(paths, macs)):
+            for path, share in zip(paths, _shares(paths, macs), strict=True):
                 self.own[path] += seconds * share
                 for scope in _ancestors(path):
                     self.subtree[scope] += seconds * share

@@ -107,7 +107,8 @@ def test_merged_and_unowned_nodes_after_passes():
     assert even.subtree["mix/left"] == pytest.approx(0.002 + 2 * 0.001)
     macs = {"mix/left/conv": 300, "mix/mid/0/conv": 100}
     by_macs = Attribution(seconds, macs=lambda path: macs.get(path, 0))
-    assert by_macs.own["mix/left/conv"] == pytest.approx(0.003) and by_macs.own["mix/mid/0/conv"] == pytest.approx(0.001)
+    assert by_macs.own["mix/left/conv"] == pytest.approx(0.003)
+    assert by_macs.own["mix/mid/0/conv"] == pytest.approx(0.001)
     settings = {"batch": 1, "device": "cpu", "dtype": "fp32", "cuda_graphs": False, "optimized": True,
                 "passes": None, "repeat": 1, "warmup": 0, "depth": 1}
     table = profile_table(module.typed, {"nodes": seconds, "forward": [0.01]}, settings)
