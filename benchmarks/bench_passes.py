@@ -29,7 +29,9 @@ VARIANTS: dict[str, list[str] | None] = {
     "fold + merge_siblings + channels_last": FOLD + ["merge_siblings", "channels_last"],
     "fold + fuse_conv_relu (NCHW)": FOLD + ["fuse_conv_relu"],
     "fold + channels_last + fuse_conv_relu": FOLD + ["channels_last", "fuse_conv_relu"],
-    "every pass": FOLD + ["merge_siblings", "channels_last", "fuse_conv_relu"],
+    "fold + channels_last + fuse_conv_relu + separable_maxpool": FOLD + ["channels_last", "fuse_conv_relu",
+                                                                        "separable_maxpool"],
+    "every pass": FOLD + ["merge_siblings", "channels_last", "fuse_conv_relu", "separable_maxpool"],
 }
 
 

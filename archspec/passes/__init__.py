@@ -22,9 +22,10 @@ from .fold_bn import fold_bn
 from .fold_scale import fold_scale
 from .fuse_conv_relu import PackedConv2d, fuse_conv_relu
 from .merge_siblings import merge_siblings
+from .separable_maxpool import SeparableMaxPool2d, separable_maxpool
 
-__all__ = ["PASSES", "DEFAULT_PASSES", "OptimizedModule", "PackedConv2d", "Pass", "default_passes", "optimize",
-           "pass_names"]
+__all__ = ["PASSES", "DEFAULT_PASSES", "OptimizedModule", "PackedConv2d", "Pass", "SeparableMaxPool2d",
+           "default_passes", "optimize", "pass_names"]
 
 
 @dataclass(frozen=True)
@@ -41,11 +42,12 @@ PASSES: tuple[Pass, ...] = (
     Pass("merge_siblings", merge_siblings, "sibling convs merged into one wider conv"),
     Pass("channels_last", channels_last, "conv weights stored channels-last, input converted once"),
     Pass("fuse_conv_relu", fuse_conv_relu, "convs packed for oneDNN, ReLU fused in (CPU)"),
+    Pass("separable_maxpool", separable_maxpool, "max pools as two 1-D running maxima, no indices (CPU)"),
 )
 """Every pass, in the order `optimize` runs them."""
 
 DEFAULT_PASSES: dict[str, tuple[str, ...]] = {
-    "cpu": ("remove_dropout", "fold_bn", "fold_scale", "channels_last", "fuse_conv_relu"),
+    "cpu": ("remove_dropout", "fold_bn", "fold_scale", "channels_last", "fuse_conv_relu", "separable_maxpool"),
     "cuda": ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last"),
 }
 """The passes `optimize` runs when none are named, by device type (what each pays is measured in
@@ -53,10 +55,13 @@ benchmarks/RESULTS.md: merging sibling convs pays on a GPU, where it saves kerne
 costs a little on the CPU, where the split outputs are strided views the next conv must copy)."""
 
 
+CPU_ONLY = ("fuse_conv_relu", "separable_maxpool")
+
+
 def default_passes(device: torch.device | str) -> tuple[str, ...]:
-    """The passes worth running on `device` (every pass but `fuse_conv_relu` on other devices)."""
+    """The passes worth running on `device` (on other devices: every pass but the CPU-only ones)."""
     kind = torch.device(device).type
-    return DEFAULT_PASSES.get(kind, tuple(p for p in pass_names() if p != "fuse_conv_relu"))
+    return DEFAULT_PASSES.get(kind, tuple(p for p in pass_names() if p not in CPU_ONLY))
 
 
 def pass_names() -> list[str]:
