@@ -118,7 +118,8 @@ def separable_maxpool(gm: fx.GraphModule) -> int:
         return 0
     replaced = 0
     for node in gm.graph.nodes:
-        if node.op == "call_module" and usable(gm.get_submodule(str(node.target))):
-            set_module(gm, str(node.target), SeparableMaxPool2d(gm.get_submodule(str(node.target))))
+        pool = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
+        if isinstance(pool, nn.MaxPool2d) and usable(pool):
+            set_module(gm, str(node.target), SeparableMaxPool2d(pool))
             replaced += 1
     return replaced
