@@ -49,9 +49,13 @@ class _Expander:
         self.train_only = False
         self.too_large = False
         self.valid_attrs: dict[tuple, Any] = {}
-        """Validated attributes of an op's call, and the arguments bound by a block's call, by `call_key`."""
-        self.bound_args: dict[tuple, dict[str, Any]] = {}
+        """Validated attributes of an op's call, and the arguments bound by a block's call (with the variables
+        its body sees), by `call_key`."""
+        self.bound_args: dict[tuple, tuple[dict[str, Any], dict[str, Any]]] = {}
         self.reads: dict[int, tuple[str, ...]] = {}
+        self.keys: dict[tuple[int, int], tuple[dict, tuple | None]] = {}
+        """`call_key` by the ids of the call and of the variables' dict, which the entry keeps alive."""
+        self.merge_attrs: dict[str, Any] = {}
 
     def run(self) -> Network:
         spec = self.spec
@@ -95,16 +99,17 @@ class _Expander:
 
     # -- structure --------------------------------------------------------
     def scope(self, path: str, kind: ScopeKind, loc: Location | None, **kw: Any) -> Scope:
-        if path not in self.scopes:
-            self.scopes[path] = Scope(path, kind, loc, head=self.head, **kw)
-            if path and parent(path) in self.scopes:
-                self.scopes[parent(path)].children.append(path)
+        scope = self.scopes.get(path)
+        if scope is None:
+            scope = self.scopes[path] = Scope(path, kind, loc, head=self.head, **kw)
+            up = self.scopes.get(parent(path)) if path else None
+            if up is not None:
+                up.children.append(path)
         else:  # an enclosing construct got here first (a head whose body is a block): fill in what it lacks
-            scope = self.scopes[path]
             for key, value in kw.items():
                 if getattr(scope, key) is None:
                     setattr(scope, key, value)
-        return self.scopes[path]
+        return scope
 
     def layer(self, layer: Layer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
         if isinstance(layer, CallLayer):
@@ -135,7 +140,9 @@ class _Expander:
         if len(branch_outputs) != len(outs) or not outs:
             return None
         name = path or c.kind
-        self.add_node(Node(name, c.kind, REGISTRY[c.kind].attrs(), branch_outputs, trace + (c.loc,),
+        if c.kind not in self.merge_attrs:  # one object for every concat (add), as for every same op call
+            self.merge_attrs[c.kind] = REGISTRY[c.kind].attrs()
+        self.add_node(Node(name, c.kind, self.merge_attrs[c.kind], branch_outputs, trace + (c.loc,),
                            self.head, self.train_only))
         scope.output = name
         return name
@@ -178,7 +185,7 @@ class _Expander:
 
     def primitive(self, op: Op, layer: CallLayer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
         call = layer.call
-        args = list(call.args)
+        args: tuple = call.args
         if op.arity is None and args:
             refs = [a for a in args if isinstance(a, Name)]
             if len(refs) != len(args):
@@ -187,7 +194,7 @@ class _Expander:
                                  loc=layer.loc_at(bad.pos), path=path, hint=f"e.g. {op.name}(branch0, branch1)")
                 return None
             inputs: list[Source] = [Ref(r.id, parent(path), layer.loc_at(r.pos)) for r in refs]
-            args = []
+            args = ()
         elif isinstance(inp, list):
             if op.arity is not None:
                 self.diags.error("wrong-arity", f"{op.name} takes one input, but `from:` gives {len(inp)}",
@@ -207,11 +214,12 @@ class _Expander:
         node = Node(name, op.name, attrs, inputs, trace + (layer.loc,), self.head, self.train_only)
         return name if self.add_node(node) else None
 
-    def attrs(self, op: Op, layer: CallLayer, args: list, path: str, env: dict, trace: tuple = ()) -> Any:
+    def attrs(self, op: Op, layer: CallLayer, args: tuple, path: str, env: dict, trace: tuple = ()) -> Any:
         call = layer.call
         memo = self.call_key(layer, env)
-        if memo is not None and memo in self.valid_attrs:
-            return self.valid_attrs[memo]
+        known = self.valid_attrs.get(memo) if memo is not None else None
+        if known is not None:
+            return known
         fields = op.positional
         if len(args) > len(fields):
             extra = args[len(fields)]
@@ -260,17 +268,24 @@ class _Expander:
         bound = self.bind(block, layer, path, env)
         if bound is None:
             return None
-        self.scope(path, "block", layer.loc, input=inp, block=block.name, args=dict(bound))
+        args, body_env = bound
+        self.scope(path, "block", layer.loc, input=inp, block=block.name, args=dict(args))
         self.stack.append(block.name)
         try:
-            out = self.layer(block.layer, path, inp, {**self.spec.vars, **bound}, trace + (layer.loc,))
+            out = self.layer(block.layer, path, inp, body_env, trace + (layer.loc,))
         finally:
             self.stack.pop()
         if out is not None:
             self.scopes[path].output = out
         return out
 
-    def bind(self, block: BlockDef, layer: CallLayer, path: str, env: dict) -> dict[str, Any] | None:
+    def bind(self, block: BlockDef, layer: CallLayer, path: str,
+             env: dict) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The arguments of a block's call, and the variables its body sees: the spec's with them.
+
+        One pair of dicts per distinct outcome, shared by the calls that have it (never mutated), so
+        that `call_key` knows the calls in the body by the identity of their variables.
+        """
         memo = self.call_key(layer, env)
         if memo is not None and memo in self.bound_args:
             return self.bound_args[memo]
@@ -315,9 +330,10 @@ class _Expander:
             if value is _EVAL_FAILED:
                 return None
             bound[p.name] = value
+        result = bound, {**self.spec.vars, **bound}
         if memo is not None:
-            self.bound_args[memo] = bound
-        return bound
+            self.bound_args[memo] = result
+        return result
 
     def call_key(self, layer: CallLayer, env: dict) -> tuple | None:
         """What the outcome of a call depends on: the call and the values of the variables its arguments read.
@@ -325,20 +341,27 @@ class _Expander:
         So a block used N times evaluates and validates its calls' arguments once per distinct
         set of values (only outcomes without faults are kept). Values Python holds equal (1, 1.0,
         True) are told apart by type; None if a variable is missing or a value cannot be hashed
-        (then the call is evaluated as usual).
+        (then the call is evaluated as usual). The call is its parsed text, which validate shares
+        between lines that read the same; the key is computed once per dict of variables (the
+        variables of a block's body are one dict per distinct binding: see `bind`).
         """
-        names = self.reads.get(id(layer))
+        call = layer.call
+        known = self.keys.get((id(call), id(env)))
+        if known is not None:
+            return known[1]
+        names = self.reads.get(id(call))
         if names is None:
-            call = layer.call
             found: dict[str, None] = {}
             for e in (*call.args, *(kw.value for kw in call.kwargs)):
                 _variables(e, found)
-            names = self.reads[id(layer)] = tuple(found)
+            names = self.reads[id(call)] = tuple(found)
+        key: tuple | None
         try:
-            key = (id(layer), tuple(_typed(env[n]) for n in names))
+            key = (id(call), tuple(_typed(env[n]) for n in names))
             hash(key)
         except (KeyError, TypeError):
-            return None
+            key = None
+        self.keys[(id(call), id(env))] = (env, key)
         return key
 
     # -- helpers ----------------------------------------------------------
@@ -361,9 +384,9 @@ class _Expander:
                              notes=[(first.loc, "first defined here")] if (first := self.nodes[node.name]).loc else [])
             return False
         self.nodes[node.name] = node
-        scope = node.name if node.name in self.scopes else parent(node.name)
-        if scope in self.scopes:
-            self.scopes[scope].children.append(node.name)
+        scope = self.scopes.get(node.name) or self.scopes.get(parent(node.name))
+        if scope is not None:
+            scope.children.append(node.name)
         return True
 
 

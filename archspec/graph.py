@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import cast
 
 import networkx as nx
 
@@ -34,15 +35,15 @@ class Graph:
 
     def eval_nodes(self) -> list[str]:
         """Nodes of the inference graph (training-only heads left out), in order."""
-        return [n for n in self.order if not self.net.nodes[n].train_only]
+        nodes = self.net.nodes
+        return [n for n in self.order if not nodes[n].train_only]
 
 
 def build_graph(net: Network) -> Graph:
     """Resolve references and order the nodes; raises SpecError on faults."""
     diags = Diagnostics()
     resolver = _Resolver(net, diags)
-    inputs = {name: [r for r in (resolver.source(s) for s in node.inputs) if r is not None]
-              for name, node in net.nodes.items()}
+    inputs = {name: resolver.sources(node.inputs) for name, node in net.nodes.items()}
     diags.raise_if_errors(net.sources)
     graph = Graph(net, _written_order(inputs), inputs)
     if not graph.order:  # some node reads a later one: networkx finds the cycle or the order
@@ -64,9 +65,8 @@ def _written_order(inputs: dict[str, list[str]]) -> list[str]:
     """
     seen: set[str] = set()
     for name, srcs in inputs.items():
-        for src in srcs:
-            if src not in seen:
-                return []
+        if not seen.issuperset(srcs):
+            return []
         seen.add(name)
     return list(inputs)
 
@@ -86,6 +86,16 @@ def _digraph(net: Network, inputs: dict[str, list[str]]) -> nx.DiGraph:
 class _Resolver:
     def __init__(self, net: Network, diags: Diagnostics):
         self.net, self.diags = net, diags
+
+    def sources(self, srcs: list[Source]) -> list[str]:
+        """The node names a node reads, those that resolve."""
+        for src in srcs:
+            if not isinstance(src, str):
+                break
+        else:  # names only, as most nodes read: the list is shared, not copied (no stage mutates it)
+            return cast("list[str]", srcs)
+        resolved = [s if isinstance(s, str) else self.source(s) for s in srcs]
+        return [s for s in resolved if s is not None]
 
     def source(self, src: Source, depth: int = 0) -> str | None:
         if isinstance(src, str):
@@ -158,20 +168,22 @@ def _check_cycles(net: Network, g: nx.DiGraph, diags: Diagnostics) -> None:
 
 def _check_unused(net: Network, inputs: dict[str, list[str]], diags: Diagnostics) -> None:
     used = set(net.outputs.values()).union(*inputs.values())
-    for name, node in net.nodes.items():
-        if name == INPUT or name in used:
-            continue
+    for name in [n for n in net.nodes if n not in used and n != INPUT]:
+        node = net.nodes[name]
         notes = [(node.loc, "in the block used here")] if node.loc and node.loc != node.origin else []
         diags.error("unused-node", f"the output of '{name}' is never used", loc=node.origin, path=name,
                     notes=notes, hint="merge it into a concat/add, make it a head, or delete it")
 
 
 def _check_train_only(net: Network, inputs: dict[str, list[str]], diags: Diagnostics) -> None:
+    train = {name for name, node in net.nodes.items() if node.train_only}
+    if not train:
+        return
     for name, node in net.nodes.items():
         if node.train_only:
             continue
         for src in inputs[name]:
-            if net.nodes[src].train_only:
+            if src in train:
                 diags.error("train-only-input", f"'{name}' reads '{src}', which exists only in training",
                             loc=node.loc, path=name, hint="read it from the main network instead")
 

@@ -10,6 +10,7 @@ spatial size collapses, the smallest input the network accepts is computed
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from .errors import Diagnostics
 from .graph import Graph
@@ -52,7 +53,7 @@ class TypedGraph:
     def total(self, what: str, inference: bool = False) -> int:
         """Sum of `params` or `macs` over all nodes, or over the inference graph only."""
         names = self.graph.eval_nodes() if inference else self.order
-        return sum(getattr(self.info[n], what) for n in names)
+        return sum(map(attrgetter(what), map(self.info.__getitem__, names)))
 
     def scope_total(self, path: str, what: str) -> int:
         prefix = path + "/"
@@ -80,14 +81,24 @@ def infer(graph: Graph, input_shape: Shape | None = None) -> TypedGraph:
 
 def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
          names: list[str] | None = None) -> dict[str, NodeInfo]:
-    net = graph.net
+    nodes, inputs = graph.net.nodes, graph.inputs
     info: dict[str, NodeInfo] = {INPUT: NodeInfo(input_shape, 0, 0)}
+    # Shape rules and counts are pure functions of (attributes, input shapes), and the nodes of a block
+    # used many times share their attributes' object (expand's `call_key`): each such pair is worked out once.
+    known: dict[tuple, NodeInfo] = {}
     for name in names or graph.order:
         if name == INPUT:
             continue
-        node = net.nodes[name]
-        ins = [info[s].shape for s in graph.inputs[name] if s in info]
-        if len(ins) != len(graph.inputs[name]):
+        node = nodes[name]
+        srcs = inputs[name]
+        try:
+            ins = [info[s].shape for s in srcs]
+        except KeyError:  # an input failed: its fault is reported there
+            continue
+        key = (node.op, id(node.attrs), *ins)
+        same = known.get(key)
+        if same is not None:
+            info[name] = same
             continue
         op = REGISTRY[node.op]
         try:
@@ -98,9 +109,9 @@ def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
             _report(graph, name, exc, ins, input_shape, diags)
             continue
         if diags is None:  # a shape-only run (min_input): counts are not needed
-            info[name] = NodeInfo(out, 0, 0)
+            info[name] = known[key] = NodeInfo(out, 0, 0)
         else:
-            info[name] = NodeInfo(out, op.params(node.attrs, ins, out), op.macs(node.attrs, ins, out))
+            info[name] = known[key] = NodeInfo(out, op.params(node.attrs, ins, out), op.macs(node.attrs, ins, out))
     return info
 
 

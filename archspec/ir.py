@@ -35,7 +35,7 @@ Source = Union[str, Ref]
 """Where a node's input comes from: a node name, or a reference to resolve."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Node:
     name: str
     op: str
@@ -60,7 +60,7 @@ class Node:
         return self.name.replace("/", ".")
 
 
-@dataclass
+@dataclass(slots=True)
 class Scope:
     path: str
     kind: ScopeKind
@@ -139,4 +139,4 @@ def join(scope: str, name: str) -> str:
 
 
 def parent(path: str) -> str:
-    return path.rsplit("/", 1)[0] if "/" in path else ""
+    return path.rpartition("/")[0]

@@ -3,6 +3,10 @@
 PyYAML's safe composer builds the node tree; we walk it ourselves so that we can
 refuse what a spec never needs (aliases, merge keys, non-standard tags,
 duplicate keys) and record `file:line:col` for every mapping key and value.
+Where PyYAML has libyaml, its C parser feeds the composer the events (ten times
+faster than the pure-Python scanner, which took most of the time of a load); a
+text it steps aside from or does not load without a fault is loaded again by
+the pure-Python loader, whose messages and marks the diagnostics report.
 Locations live in a side table keyed by the path of the value, e.g.
 `("body", "inception3a")`, which is exactly the shape of a pydantic error `loc`.
 """
@@ -14,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.resolver import Resolver
 
 from .errors import Diagnostics, Location, SpecError
 
@@ -68,19 +75,76 @@ class _Refused(Exception):
         self.code, self.message, self.mark, self.hint = code, message, mark, hint
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe loader that refuses aliases at composition time (no alias bombs)."""
+class _RefuseAliases:
+    """Refuses aliases at composition time (no alias bombs); mixed into a loader before its composer."""
 
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):  # type: ignore[attr-defined]
+            event = self.peek_event()  # type: ignore[attr-defined]
             raise _Refused(
                 "yaml-alias",
                 f"YAML aliases (*{event.anchor}) are not allowed in a spec",
                 event.start_mark,
                 "define a block under `blocks:` and call it where you need the repeat",
             )
-        return super().compose_node(parent, index)
+        return super().compose_node(parent, index)  # type: ignore[misc]
+
+
+class _Loader(_RefuseAliases, yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader: the reference, whose error messages and marks are reported."""
+
+
+class _Diverges(Exception):
+    """libyaml may read this text otherwise than PyYAML does: load it with PyYAML."""
+
+
+try:
+    from yaml.cyaml import CParser
+except ImportError:  # PyYAML built without libyaml
+    _FastLoader: type | None = None
+else:
+    class _CLoader(_RefuseAliases, Composer, CParser, SafeConstructor, Resolver):
+        """libyaml's parser under PyYAML's own composer, so composition (aliases, anchors, depth) is unchanged.
+
+        (`yaml.CSafeLoader` composes in C too, recursively: a deep enough nesting crashes the process.)
+        It raises `_Diverges` at what the two parsers are known to read differently, or may: tabs (libyaml
+        takes some for spaces where PyYAML refuses them), a byte-order mark inside the text (libyaml counts
+        it as a column), tags (libyaml resolves `!` otherwise), empty values (placed elsewhere), block
+        scalars (libyaml takes `|-#` as a header) and plain scalars in `[...]` or `{...}` that hold `?`
+        (PyYAML ends them there) or `:` (each parser has its own rules for it there). Specs need none of
+        these; `tests/test_load.py` compares the two loaders on mutants of every spec.
+        """
+
+        def __init__(self, stream: str):
+            if "\t" in stream or "\ufeff" in stream:
+                raise _Diverges
+            CParser.__init__(self, stream)
+            Composer.__init__(self)
+            SafeConstructor.__init__(self)
+            Resolver.__init__(self)
+            self.flow_depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent):
+                return super().compose_node(parent, index)  # refused
+            if event.tag is not None or (isinstance(event, yaml.ScalarEvent) and _odd_scalar(event, self.flow_depth)):
+                raise _Diverges
+            if not isinstance(event, yaml.CollectionStartEvent) or not event.flow_style:
+                return super().compose_node(parent, index)
+            self.flow_depth += 1
+            node = super().compose_node(parent, index)
+            self.flow_depth -= 1
+            return node
+
+    _FastLoader = _CLoader
+
+
+def _odd_scalar(event: yaml.ScalarEvent, in_flow: int) -> bool:
+    """A scalar that libyaml may read otherwise than PyYAML does (see `_CLoader`)."""
+    if event.style:  # quoted, '...' or "...", or a block scalar, | or >
+        return event.style not in ("'", '"')
+    return not event.value or bool(in_flow and ("?" in event.value or ":" in event.value))
 
 
 def load_file(path: str | Path, display: str | None = None) -> Source:
@@ -110,15 +174,14 @@ def load_file(path: str | Path, display: str | None = None) -> Source:
 
 def load_text(text: str, file: str = "<spec>") -> Source:
     """Load spec text; raises SpecError with a location on any fault."""
-    source = Source(file=file, text=text, data=None)
+    if _FastLoader is not None:
+        try:
+            return _load(text, file, _FastLoader)
+        except Exception:  # noqa: BLE001 - whatever the fault, the pure-Python loader finds it again and reports it
+            pass
     diags = Diagnostics()
     try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-        finally:
-            loader.dispose()
-        source.data = _Walker(source, loader).value(node, (), 0) if node is not None else None
+        return _load(text, file, _Loader)
     except _Refused as exc:
         diags.error(exc.code, exc.message, loc=_loc(file, exc.mark), hint=exc.hint)
     except yaml.MarkedYAMLError as exc:
@@ -132,7 +195,17 @@ def load_text(text: str, file: str = "<spec>") -> Source:
         diags.error("yaml-syntax", f"invalid YAML: {exc}", loc=Location(file, 1, 1))
     except RecursionError:
         diags.error("yaml-too-deep", "YAML nesting is too deep", loc=Location(file, 1, 1))
-    diags.raise_if_errors({file: text})
+    raise SpecError(diags.items, {file: text})
+
+
+def _load(text: str, file: str, loader_class: type) -> Source:
+    source = Source(file=file, text=text, data=None)
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    source.data = _Walker(source, loader).value(node, (), 0) if node is not None else None
     return source
 
 
@@ -143,7 +216,7 @@ def _loc(file: str, mark: Any) -> Location:
 
 
 class _Walker:
-    def __init__(self, source: Source, loader: _Loader):
+    def __init__(self, source: Source, loader: Any):
         self.source = source
         self.loader = loader
 

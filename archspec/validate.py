@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .errors import Diagnostics, did_you_mean
-from .expr import ExprError, Lit, evaluate, parse_call, parse_expr, parse_param
+from .expr import CallText, ExprError, Lit, evaluate, parse_call, parse_expr, parse_param
 from .load import Source, YamlPath
 from .ops import REGISTRY
 from .spec import (
@@ -76,6 +76,8 @@ class _Validator:
     def __init__(self, source: Source):
         self.src = source
         self.diags = Diagnostics()
+        self.calls: dict[str, CallText] = {}
+        """Parsed call strings by text: a block used N times is one text written N times, parsed once."""
 
     # -- pydantic ---------------------------------------------------------
     def model(self, cls: type[BaseModel], raw: Any, path: YamlPath) -> BaseModel | None:
@@ -263,7 +265,7 @@ class _Validator:
 
     def call(self, raw: str, path: YamlPath) -> CallLayer | None:
         try:
-            call = parse_call(raw)
+            call = self.calls.get(raw) or self.calls.setdefault(raw, parse_call(raw))
         except ExprError as exc:
             self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, exc.pos), path=_dotted(path),
                              hint=self.flow_hint(path) or exc.hint, span=exc.span)

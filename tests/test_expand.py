@@ -52,6 +52,18 @@ def test_repeat_unrolls_with_index_names():
     assert n.scopes["stage"].repeat == 3 and n.nodes["stage/1/conv"].inputs == ["stage/0/relu"]
 
 
+def test_the_same_call_is_worked_out_once_but_each_node_keeps_its_own_place_and_shape():
+    """Equal calls with equal values share one attributes object (and inference works them out once per
+    input shape); names, traces, shapes and counts stay those of each node."""
+    body = "body:\n  a: cbr(4, 3)\n  b: cbr(4, 3)\n  c: cbr(8, 3)\n  d: {repeat: 2, body: 'cbr(4, 3)'}\n"
+    typed = archspec.compile(archspec.loads(HEAD + CBR + body, "t.yaml"))
+    nodes = typed.net.nodes
+    assert nodes["a/conv"].attrs is nodes["b/conv"].attrs is nodes["d/1/conv"].attrs
+    assert nodes["c/conv"].attrs.out == 8 and nodes["a/conv"].loc != nodes["b/conv"].loc
+    assert [typed.info[f"{n}/conv"].params for n in ("a", "b", "c", "d/0", "d/1")] == [108, 144, 288, 288, 144]
+    assert typed.shape("c/relu") == (8, 16, 16) and typed.shape("d/1/relu") == (4, 16, 16)
+
+
 def test_references_stay_symbolic_until_the_graph_stage():
     n = net("body:\n  a: cbr(4)\n  b: {from: input, body: cbr(4)}\n  c: add(a, b)\n")
     (ref,) = n.nodes["b/conv"].inputs

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
+from test_fuzz import SEED, SOURCES, mutants
 
 from archspec.errors import SpecError
 from archspec.load import load_file, load_text
+
+load_module = importlib.import_module("archspec.load")  # the package's `load` is the pipeline function
 
 
 def codes(text: str) -> list[str]:
@@ -74,3 +79,60 @@ def test_missing_file_and_non_utf8(tmp_path):
 def test_flow_sequences_are_remembered():
     src = load_text("a: [1, 2]\nb:\n  - 1\n")
     assert ("a",) in src.flow and ("b",) not in src.flow
+
+
+# -- the libyaml fast path ----------------------------------------------------
+
+fast = pytest.mark.skipif(load_module._FastLoader is None, reason="PyYAML without libyaml")
+
+
+def _loaded(text: str, loader: type) -> tuple | str:
+    """Everything a load gives, or the type of the fault."""
+    try:
+        src = load_module._load(text, "t.yaml", loader)
+    except Exception as exc:  # noqa: BLE001 - the fault is the result compared
+        return type(exc).__name__
+    return repr(src.data), src.locs, src.key_locs, src.quoted, src.flow
+
+
+@fast
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_the_libyaml_loader_loads_what_it_loads_as_pyyaml_does(source):
+    """Wherever the fast loader does not step aside, data, types, locations, quoting and flow style agree."""
+    for text in [source.read_text(), *mutants(source, 15, SEED + 3)]:
+        got = _loaded(text, load_module._FastLoader)
+        if isinstance(got, tuple):
+            assert got == _loaded(text, load_module._Loader), text
+
+
+@fast
+@pytest.mark.parametrize("text", [
+    "a:\tb\n", "a: [b,\tc]\n", "a: 'x\ty'\n", "\ufeffa: 1\n", "a: x\ufeffy\n", "a: !!str 3\n", "a: ! x\n",
+    "a: |-#\n  x\n", "a: |\n  text\n", "a:\n", "---\n", "? x\n", "a: [x: , y]\n", "a: {x: }\n", "a: [x?]\n",
+    "a: [14?]\n", "a: [http://x]\n", "a: &x [1]\nb: *x\n",
+])
+def test_the_libyaml_loader_steps_aside_where_the_parsers_differ(text):
+    assert _loaded(text, load_module._FastLoader) in ("_Diverges", "_Refused")
+
+
+@pytest.mark.parametrize("text", [
+    "a: [1, 2\n", "a: b: c\n", "a:\tb\n", "a: 'x\n", "- a\nb: c\n", "a: &x [1]\nb: *x\n", "a: 1\na: 2\n",
+    "a: !custom 3\n", "a: " + "[" * 100_000 + "]" * 100_000, "- " * 100_000 + "x\n", "a: \x00\n",
+])
+def test_faults_are_reported_as_pyyaml_reports_them(text, monkeypatch):
+    """Messages and locations of faulty YAML are PyYAML's pure-Python loader's, with libyaml or without."""
+    with pytest.raises(SpecError) as with_libyaml:
+        load_text(text, "t.yaml")
+    monkeypatch.setattr(load_module, "_FastLoader", None)
+    with pytest.raises(SpecError) as without:
+        load_text(text, "t.yaml")
+    assert with_libyaml.value.render() == without.value.render()
+
+
+def test_specs_load_the_same_without_libyaml(monkeypatch):
+    text = (SOURCES[0]).read_text()
+    with_libyaml = load_text(text, "t.yaml")
+    monkeypatch.setattr(load_module, "_FastLoader", None)
+    without = load_text(text, "t.yaml")
+    assert (with_libyaml.data, with_libyaml.locs, with_libyaml.key_locs) == (without.data, without.locs,
+                                                                             without.key_locs)
