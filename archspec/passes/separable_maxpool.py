@@ -105,15 +105,22 @@ class SeparableMaxPool2d(nn.Module):
                 f"ceil_mode={self.ceil_mode}")
 
 
-def usable(pool: nn.Module) -> bool:
-    """A plain 2-D max pool: dilation 1, no indices returned, padding at most half the kernel (as torch demands)."""
+def usable(pool: nn.MaxPool2d) -> bool:
+    """A plain stride-1 2-D max pool: dilation 1, no indices returned, padding at most half the kernel.
+
+    Strided pools stay torch's: measured on the CPU (GoogLeNet's and Inception v3's shapes), the
+    separable form is 1.4–2× as fast at stride 1 and no faster at stride 2, where torch's pool reads
+    each input once and the strided views do not.
+    """
     if type(pool) is not nn.MaxPool2d or pool.return_indices or _pair(pool.dilation) != (1, 1):
+        return False
+    if _pair(pool.stride or pool.kernel_size) != (1, 1):
         return False
     return all(p <= k // 2 for p, k in zip(_pair(pool.padding), _pair(pool.kernel_size), strict=True))
 
 
 def separable_maxpool(gm: fx.GraphModule) -> int:
-    """Every plain `nn.MaxPool2d` becomes a `SeparableMaxPool2d`, on the CPU. Exact. Returns how many."""
+    """Every plain stride-1 `nn.MaxPool2d` becomes a `SeparableMaxPool2d`, on the CPU. Exact. Returns how many."""
     if device_of(gm).type != "cpu":
         return 0
     replaced = 0
