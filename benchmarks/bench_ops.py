@@ -46,7 +46,7 @@ def archspec_ms(module: torch.fx.GraphModule, x: torch.Tensor) -> dict[str, floa
         timed = measure(module, x, repeat=ROUNDS, warmup=2)
     out: dict[str, float] = defaultdict(float)
     for node, seconds in timed["nodes"].items():
-        kind = op_kind(node, module)
+        kind = "layout" if node.target == "contiguous" else op_kind(node, module)  # as ONNX Runtime's reorders
         out[kind if kind in ORT_KINDS.values() else "other"] += seconds * 1e3
     return dict(out)
 
