@@ -16,7 +16,7 @@ from .errors import Diagnostics
 from .graph import Graph
 from .ir import INPUT, Network
 from .ops import REGISTRY, Shape, ShapeError
-from .ops.common import fmt_shape
+from .ops.common import MAX_ELEMENTS, elements, fmt_shape
 
 MAX_MIN_INPUT = 4096
 
@@ -108,11 +108,31 @@ def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
                 return info
             _report(graph, name, exc, ins, input_shape, diags)
             continue
+        if elements(out) > MAX_ELEMENTS:
+            if diags is None:
+                return info
+            _report(graph, name, _too_large("elements", out, ins), ins, input_shape, diags)
+            continue
         if diags is None:  # a shape-only run (min_input): counts are not needed
             info[name] = known[key] = NodeInfo(out, 0, 0)
-        else:
-            info[name] = known[key] = NodeInfo(out, op.params(node.attrs, ins, out), op.macs(node.attrs, ins, out))
+            continue
+        params = op.params(node.attrs, ins, out)
+        if params > MAX_ELEMENTS:
+            _report(graph, name, _too_large("parameters", (params,), ins), ins, input_shape, diags)
+            continue
+        info[name] = known[key] = NodeInfo(out, params, op.macs(node.attrs, ins, out))
     return info
+
+
+def _too_large(what: str, shape: Shape, ins: list[Shape]) -> ShapeError:
+    """A node whose output (a shape) or parameters (a count, `(n,)`) pass MAX_ELEMENTS."""
+    n = elements(shape)
+    message = (f"the node would have {n:,} parameters" if what == "parameters"
+               else f"the node's output would have {n:,} elements per image")
+    return ShapeError(message, expected=f"at most {MAX_ELEMENTS:,} (2^31 - 1) {what}",
+                      found=f"{n:,}" if what == "parameters" else f"{fmt_shape(shape)} = {n:,}",
+                      hint="a size in this node or before it is far larger than any network needs",
+                      code="tensor-too-large")
 
 
 def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_shape: Shape,
