@@ -216,26 +216,27 @@ class _Parser:
         return left
 
     def unary(self) -> Expr:
-        self.depth += 1  # a sign or `**` recurses here without passing through `expr`
-        if self.depth > MAX_DEPTH:
-            raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels", self.tok.pos,
-                            "split it into variables, or simplify it")
-        try:
-            return self._unary()
-        finally:
-            self.depth -= 1
-
-    def _unary(self) -> Expr:
         t = self.tok
         if t.text in ("-", "+") and t.kind == "op":
             self.i += 1
-            return Unary(t.pos, t.text, self.unary())
+            return Unary(t.pos, t.text, self.operand())
         base = self.atom()
         if self.tok.text == "**":
             op = self.take()
             assert op is not None
-            return Bin(op.pos, "**", base, self.unary())
+            return Bin(op.pos, "**", base, self.operand())
         return base
+
+    def operand(self) -> Expr:
+        """The operand of a sign or of `**`: one level deeper (these recurse without passing through `expr`)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels", self.tok.pos,
+                            "split it into variables, or simplify it")
+        try:
+            return self.unary()
+        finally:
+            self.depth -= 1
 
     def atom(self) -> Expr:
         t = self.tok
