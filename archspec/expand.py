@@ -10,6 +10,7 @@ forward references, cycles and unknown names are all reported in one place.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +24,10 @@ from .spec import BlockDef, CallLayer, Construct, HeadDef, Layer, SeqLayer, Spec
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 MAX_REPEAT = 10_000
+MAX_NESTING = 256
+"""Layers inside one another, counted through block calls (64 blocks, each a few levels deep)."""
+STACK = 6_000
+"""The recursion limit while expanding: each level of nesting takes a few Python frames (cheap since 3.11)."""
 
 Input = Source | list[Source] | None
 
@@ -33,7 +38,12 @@ FAILED = "<failed>"
 def expand(spec: Spec) -> Network:
     """Expand a validated spec; raises SpecError listing every fault found."""
     exp = _Expander(spec)
-    net = exp.run()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, STACK))
+    try:
+        net = exp.run()
+    finally:
+        sys.setrecursionlimit(limit)
     exp.diags.raise_if_errors(net.sources)
     return net
 
@@ -48,6 +58,7 @@ class _Expander:
         self.head: str | None = None
         self.train_only = False
         self.too_large = False
+        self.depth = 0
         self.valid_attrs: dict[tuple, Any] = {}
         """Validated attributes of an op's call, and the arguments bound by a block's call (with the variables
         its body sees), by `call_key`."""
@@ -116,6 +127,19 @@ class _Expander:
     def layer(self, layer: Layer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
         if self.too_large:  # past the node limit nothing more is expanded: it could go on for hours
             return None
+        if self.depth >= MAX_NESTING:
+            self.diags.error("too-deep", f"layers nested deeper than {MAX_NESTING} levels, through the blocks they "
+                             "call", loc=layer.loc, path=path or None,
+                             expected=f"at most {MAX_NESTING} levels", hint="flatten the nesting")
+            self.too_large = True  # reported once; as past the node limit, nothing more is expanded
+            return None
+        self.depth += 1
+        try:
+            return self._layer(layer, path, inp, env, trace)
+        finally:
+            self.depth -= 1
+
+    def _layer(self, layer: Layer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
         if isinstance(layer, CallLayer):
             return self.call(layer, path, inp, env, trace)
         if isinstance(layer, SeqLayer):

@@ -7,6 +7,7 @@ that it comes fast.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 import archspec
 from archspec.cli import main
 from archspec.errors import Diagnostic
-from archspec.expand import MAX_NODES
+from archspec.expand import MAX_NESTING, MAX_NODES
 from archspec.expr import MAX_DEPTH, MAX_HEIGHT, ExprError, parse_call
 from archspec.infer import MAX_MIN_INPUT, min_input, search_min_input
 from archspec.ops.common import MAX_ELEMENTS, MAX_SIZE
@@ -210,3 +211,28 @@ def test_every_verb_exits_1_with_the_located_error(tmp_path, name, text, verb):
     result = CliRunner().invoke(main, [*verb, str(path)])
     assert result.exit_code == 1, result.output
     assert f"{path}:" in result.output and "internal-error" not in result.output
+
+
+def _nested_blocks(count: int) -> str:
+    """`count` blocks, each eight layers deep around the call of the next; a 95-operator expression at the end."""
+    blocks = "".join(f"  b{i}:\n    params: [x]\n    body: [{{body: {{body: {{body: {{body: [b{i + 1}($x)]}}}}}}}}]\n"
+                     for i in range(count - 1))
+    last = "(" * 19 + "+".join(["$x"] * 95) + ")" * 19
+    return HEAD + f"blocks:\n{blocks}  b{count - 1}:\n    params: [x]\n    body: ['conv(-{last} + 100, 1)']\n" \
+        + "body:\n  - b0(1)\n"
+
+
+def test_layers_nested_deeper_than_the_limit_through_blocks_are_too_deep(tmp_path):
+    d = one(check(tmp_path, _nested_blocks(64)), "too-deep")
+    assert d.message == f"layers nested deeper than {MAX_NESTING} levels, through the blocks they call"
+    assert d.loc is not None and (d.loc.line, d.loc.col) == (4 + 3 * 32, 40)
+
+
+def test_layers_nested_just_within_the_limit_check_and_build(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(_nested_blocks(28))
+    result = archspec.check_file(path)
+    assert result.ok and result.typed is not None
+    assert result.typed.total("params") == 5 * 3 + 5  # conv(-95 + 100, 1) on 3 channels, with its bias
+    if importlib.util.find_spec("torch") is not None:
+        archspec.build(result.typed, device="meta")
