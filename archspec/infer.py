@@ -16,7 +16,7 @@ from .errors import Diagnostics
 from .graph import Graph
 from .ir import INPUT, Network
 from .ops import REGISTRY, Shape, ShapeError
-from .ops.common import MAX_ELEMENTS, elements, fmt_shape
+from .ops.common import MAX_ELEMENTS, MAX_PARAMS, elements, fmt_shape
 
 MAX_MIN_INPUT = 4096
 MIN_INPUT_BUDGET = 500_000
@@ -119,7 +119,7 @@ def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
             info[name] = known[key] = NodeInfo(out, 0, 0)
             continue
         params = op.params(node.attrs, ins, out)
-        if params > MAX_ELEMENTS:
+        if params > MAX_PARAMS:
             _report(graph, name, _too_large("parameters", (params,), ins), ins, input_shape, diags)
             continue
         info[name] = known[key] = NodeInfo(out, params, op.macs(node.attrs, ins, out))
@@ -127,11 +127,12 @@ def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
 
 
 def _too_large(what: str, shape: Shape, ins: list[Shape]) -> ShapeError:
-    """A node whose output (a shape) or parameters (a count, `(n,)`) pass MAX_ELEMENTS."""
+    """A node whose output (a shape) passes MAX_ELEMENTS, or whose parameters (a count, `(n,)`) MAX_PARAMS."""
     n = elements(shape)
     message = (f"the node would have {n:,} parameters" if what == "parameters"
                else f"the node's output would have {n:,} elements per image")
-    return ShapeError(message, expected=f"at most {MAX_ELEMENTS:,} (2^31 - 1) {what}",
+    bound = f"{MAX_PARAMS:,} (2^40)" if what == "parameters" else f"{MAX_ELEMENTS:,} (2^31 - 1)"
+    return ShapeError(message, expected=f"at most {bound} {what}",
                       found=f"{n:,}" if what == "parameters" else f"{fmt_shape(shape)} = {n:,}",
                       hint="a size in this node or before it is far larger than any network needs",
                       code="tensor-too-large")

@@ -20,7 +20,7 @@ from archspec.errors import Diagnostic
 from archspec.expand import MAX_NESTING, MAX_NODES
 from archspec.expr import MAX_DEPTH, MAX_HEIGHT, ExprError, parse_call
 from archspec.infer import MAX_MIN_INPUT, min_input, search_min_input
-from archspec.ops.common import MAX_ELEMENTS, MAX_SIZE
+from archspec.ops.common import MAX_ELEMENTS, MAX_PARAMS, MAX_SIZE
 
 HEAD = "archspec: 1\nname: t\ninput: [3, 32, 32]\n"
 
@@ -98,9 +98,18 @@ def test_the_input_is_bounded_through_set(tmp_path):
 
 
 def test_a_node_with_too_many_parameters_is_refused(tmp_path):
-    d = one(check(tmp_path, HEAD + "body:\n  - relu\n  - conv(100000, 3)\n  - conv(100000, 3)\n"),
+    d = one(check(tmp_path, HEAD + "body:\n  - relu\n  - conv(1000000, 3)\n  - conv(1000000, 3)\n"),
             "tensor-too-large")
-    assert d.path == "2" and d.found == "90,000,100,000" and "parameters" in d.message
+    assert d.path == "2" and d.found == "9,000,001,000,000" and "parameters" in d.message
+    assert d.expected == f"at most {MAX_PARAMS:,} (2^40) parameters"
+
+
+def test_a_node_with_more_parameters_than_int32_counts_them(tmp_path):
+    """A language model's embedding passes 2^31 parameters: counted, not refused (build refuses it by memory)."""
+    path = tmp_path / "t.yaml"
+    path.write_text("archspec: 1\nname: t\ninput: [16384]\nbody: linear(262144)\n")
+    result = archspec.check_file(path)
+    assert result.ok and result.typed is not None and result.typed.total("params") == 16384 * 262144 + 262144
 
 
 def test_a_node_with_too_large_an_output_is_refused(tmp_path):

@@ -16,7 +16,10 @@ from .registry import Shape, ShapeError
 MAX_SIZE = 2**31 - 1
 """The largest size an op attribute may give (a channel count, a kernel size, a padding): torch's int32 limit."""
 MAX_ELEMENTS = 2**31 - 1
-"""The most elements a tensor of one image may have (a node's output, an input, a node's parameters)."""
+"""The most elements a tensor of one image may have (a node's output, the input)."""
+MAX_PARAMS = 2**40
+"""The most parameters one node may have: 4 TiB in float32, past any machine. (Real layers pass 2^31, a
+language model's embedding; torch holds them, and `build --device meta` makes them.)"""
 
 Pos = Annotated[int, Field(ge=1, le=MAX_SIZE, strict=True)]
 NonNeg = Annotated[int, Field(ge=0, le=MAX_SIZE, strict=True)]
