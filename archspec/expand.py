@@ -10,12 +10,13 @@ forward references, cycles and unknown names are all reported in one place.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from pydantic import ValidationError
 
 from .errors import Diagnostics, Location, did_you_mean
-from .expr import Bin, Expr, ExprError, Fn, Name, Seq, Unary, Var, evaluate
+from .expr import Bin, Expr, ExprError, Fn, Lit, Name, Seq, Unary, Var, evaluate
 from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
 from .ops import REGISTRY, Op
 from .spec import BlockDef, CallLayer, Construct, HeadDef, Layer, SeqLayer, Spec
@@ -23,6 +24,10 @@ from .spec import BlockDef, CallLayer, Construct, HeadDef, Layer, SeqLayer, Spec
 MAX_NODES = 200_000
 MAX_DEPTH = 64
 MAX_REPEAT = 10_000
+MAX_NESTING = 256
+"""Layers inside one another, counted through block calls (64 blocks, each a few levels deep)."""
+STACK = 6_000
+"""The recursion limit while expanding: each level of nesting takes a few Python frames (cheap since 3.11)."""
 
 Input = Source | list[Source] | None
 
@@ -33,7 +38,12 @@ FAILED = "<failed>"
 def expand(spec: Spec) -> Network:
     """Expand a validated spec; raises SpecError listing every fault found."""
     exp = _Expander(spec)
-    net = exp.run()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, STACK))
+    try:
+        net = exp.run()
+    finally:
+        sys.setrecursionlimit(limit)
     exp.diags.raise_if_errors(net.sources)
     return net
 
@@ -48,6 +58,7 @@ class _Expander:
         self.head: str | None = None
         self.train_only = False
         self.too_large = False
+        self.depth = 0
         self.valid_attrs: dict[tuple, Any] = {}
         """Validated attributes of an op's call, and the arguments bound by a block's call (with the variables
         its body sees), by `call_key`."""
@@ -56,6 +67,8 @@ class _Expander:
         self.keys: dict[tuple[int, int], tuple[dict, tuple | None]] = {}
         """`call_key` by the ids of the call and of the variables' dict, which the entry keeps alive."""
         self.merge_attrs: dict[str, Any] = {}
+        self.least_nodes: dict[str, int] = {}
+        """`_least` of each block's body, once worked out."""
 
     def run(self) -> Network:
         spec = self.spec
@@ -112,6 +125,21 @@ class _Expander:
         return scope
 
     def layer(self, layer: Layer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
+        if self.too_large:  # past the node limit nothing more is expanded: it could go on for hours
+            return None
+        if self.depth >= MAX_NESTING:
+            self.diags.error("too-deep", f"layers nested deeper than {MAX_NESTING} levels, through the blocks they "
+                             "call", loc=layer.loc, path=path or None,
+                             expected=f"at most {MAX_NESTING} levels", hint="flatten the nesting")
+            self.too_large = True  # reported once; as past the node limit, nothing more is expanded
+            return None
+        self.depth += 1
+        try:
+            return self._layer(layer, path, inp, env, trace)
+        finally:
+            self.depth -= 1
+
+    def _layer(self, layer: Layer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
         if isinstance(layer, CallLayer):
             return self.call(layer, path, inp, env, trace)
         if isinstance(layer, SeqLayer):
@@ -155,6 +183,8 @@ class _Expander:
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REPEAT:
             self.diags.error("wrong-type", "repeat: needs a whole number of copies", loc=c.loc,
                              expected=f"1 to {MAX_REPEAT}", found=repr(n))
+            return None
+        if self.refuse_size(n * self.least(c.body), "repeat: makes", c.loc, path):
             return None
         self.scope(path, "repeat", c.loc, input=inp, repeat=n)
         cur: Input = inp
@@ -260,10 +290,18 @@ class _Expander:
 
     def instance(self, block: BlockDef, layer: CallLayer, path: str, inp: Input, env: dict,
                  trace: tuple) -> str | None:
-        if block.name in self.stack or len(self.stack) >= MAX_DEPTH:
+        if block.name in self.stack:
             chain = " → ".join(self.stack + [block.name])
             self.diags.error("recursive-block", f"block '{block.name}' uses itself ({chain})", loc=layer.loc,
                              path=path, hint="a block cannot contain itself, directly or through other blocks")
+            return None
+        if len(self.stack) >= MAX_DEPTH:
+            self.diags.error("too-deep", f"blocks nested deeper than {MAX_DEPTH} levels", loc=layer.loc, path=path,
+                             expected=f"at most {MAX_DEPTH} blocks inside one another",
+                             found=f"{' → '.join(self.stack[:3])} → ... → {block.name}",
+                             hint="flatten the chain: let a block list more layers instead of calling the next block")
+            return None
+        if self.refuse_size(self.least(block.layer, block.name), f"block '{block.name}' makes", layer.loc, path):
             return None
         bound = self.bind(block, layer, path, env)
         if bound is None:
@@ -363,6 +401,53 @@ class _Expander:
             key = None
         self.keys[(id(call), id(env))] = (env, key)
         return key
+
+    # -- size ---------------------------------------------------------------
+    def least(self, layer: Layer, block: str | None = None, depth: int = 0) -> int:
+        """How many nodes `layer` expands to at least (repeats written as variables count once), capped.
+
+        Worked out from the layer tree alone, before expanding: a spec whose blocks call each other
+        twice over 40 levels is refused at once, not after expanding a million nodes. Blocks nested
+        deeper than MAX_DEPTH, or recursive ones (both refused where they are used), count nothing.
+        """
+        if block is not None:
+            known = self.least_nodes.get(block)
+            if known is not None:
+                return known
+            if depth > MAX_DEPTH:
+                return 0
+            self.least_nodes[block] = 0  # while it is worked out: a recursive use counts nothing
+        n = 0
+        if isinstance(layer, CallLayer):
+            called = self.spec.blocks.get(layer.call.name)
+            n = self.least(called.layer, called.name, depth + 1) if called is not None else 1
+        elif isinstance(layer, SeqLayer):
+            n = sum(self.least(item.layer, None, depth) for item in layer.items)
+        elif layer.kind == "body":
+            assert layer.body is not None
+            copies = layer.repeat.value if isinstance(layer.repeat, Lit) and isinstance(layer.repeat.value, int) else 1
+            n = max(copies, 1) * self.least(layer.body, None, depth)
+        else:
+            n = 1 + sum(self.least(b.layer, None, depth) for b in layer.branches)
+        n = min(n, MAX_NODES + 1)
+        if block is not None:
+            self.least_nodes[block] = n
+        return n
+
+    def refuse_size(self, need: int, what: str, loc: Location, path: str) -> bool:
+        """Report `too-large` (once) if `need` more nodes would pass MAX_NODES."""
+        if len(self.nodes) + need <= MAX_NODES:
+            return False
+        if need > MAX_NODES:
+            message = f"{what} more than {MAX_NODES:,} nodes, the limit for a network"
+        else:
+            message = (f"{what} at least {need:,} nodes, which with the {len(self.nodes):,} before it passes "
+                       f"the limit of {MAX_NODES:,} for a network")
+        self.diags.error("too-large", message, loc=loc, path=path or None,
+                         expected=f"at most {MAX_NODES:,} nodes", hint="check repeat: counts and blocks that "
+                         "call other blocks several times")
+        self.too_large = True
+        return True
 
     # -- helpers ----------------------------------------------------------
     def eval(self, e: Any, env: dict, locate: Any) -> Any:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Mapping
 
 MAX_TEXT = 2000
 MAX_DEPTH = 40
+MAX_HEIGHT = 100
+"""Operators an expression may stack (`1+1+...`, `- - -8`): evaluating it recurses once per level."""
 MAX_MAGNITUDE = 10**15
 
 
@@ -194,9 +196,10 @@ class _Parser:
     def expr(self) -> Expr:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise ExprError("expression nested too deeply", self.tok.pos)
+            raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels", self.tok.pos,
+                            "split it into variables, or simplify it")
         try:
-            return self.binary(0)
+            return _shallow(self.binary(0))
         finally:
             self.depth -= 1
 
@@ -216,13 +219,24 @@ class _Parser:
         t = self.tok
         if t.text in ("-", "+") and t.kind == "op":
             self.i += 1
-            return Unary(t.pos, t.text, self.unary())
+            return Unary(t.pos, t.text, self.operand())
         base = self.atom()
         if self.tok.text == "**":
             op = self.take()
             assert op is not None
-            return Bin(op.pos, "**", base, self.unary())
+            return Bin(op.pos, "**", base, self.operand())
         return base
+
+    def operand(self) -> Expr:
+        """The operand of a sign or of `**`: one level deeper (these recurse without passing through `expr`)."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels", self.tok.pos,
+                            "split it into variables, or simplify it")
+        try:
+            return self.unary()
+        finally:
+            self.depth -= 1
 
     def atom(self) -> Expr:
         t = self.tok
@@ -272,6 +286,33 @@ class _Parser:
             return Seq(t.pos, tuple(items))
         found = "end of text" if t.kind == "end" else repr(t.text)
         raise ExprError(f"expected a value, found {found}", t.pos)
+
+
+def _children(e: Expr) -> list[Expr]:
+    """The sub-expressions of `e`, whatever its kind: its fields that hold expressions."""
+    out: list[Expr] = []
+    for f in fields(e):
+        v = getattr(e, f.name)
+        if isinstance(v, Expr):
+            out.append(v)
+        elif isinstance(v, tuple):
+            out += [x for x in v if isinstance(x, Expr)]
+    return out
+
+
+def _shallow(e: Expr) -> Expr:
+    """`e`, if no path in it is longer than MAX_HEIGHT (evaluation, hashing and comparison recurse along paths).
+
+    Walked with an explicit stack: an operator chain such as `1+1+...+1` parses in a loop but nests.
+    """
+    stack = [(e, 1)]
+    while stack:
+        node, height = stack.pop()
+        if height > MAX_HEIGHT:
+            raise ExprError(f"expression nested deeper than {MAX_HEIGHT} operators", node.pos,
+                            "split it into variables, or simplify it")
+        stack += [(c, height + 1) for c in _children(node)]
+    return e
 
 
 def parse_call(text: str) -> CallText:

@@ -16,9 +16,11 @@ from .errors import Diagnostics
 from .graph import Graph
 from .ir import INPUT, Network
 from .ops import REGISTRY, Shape, ShapeError
-from .ops.common import fmt_shape
+from .ops.common import MAX_ELEMENTS, MAX_PARAMS, elements, fmt_shape
 
 MAX_MIN_INPUT = 4096
+MIN_INPUT_BUDGET = 500_000
+"""Node visits the search for the smallest input may make, over all the sizes it tries."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,32 @@ def _run(graph: Graph, input_shape: Shape, diags: Diagnostics | None,
                 return info
             _report(graph, name, exc, ins, input_shape, diags)
             continue
+        if elements(out) > MAX_ELEMENTS:
+            if diags is None:
+                return info
+            _report(graph, name, _too_large("elements", out, ins), ins, input_shape, diags)
+            continue
         if diags is None:  # a shape-only run (min_input): counts are not needed
             info[name] = known[key] = NodeInfo(out, 0, 0)
-        else:
-            info[name] = known[key] = NodeInfo(out, op.params(node.attrs, ins, out), op.macs(node.attrs, ins, out))
+            continue
+        params = op.params(node.attrs, ins, out)
+        if params > MAX_PARAMS:
+            _report(graph, name, _too_large("parameters", (params,), ins), ins, input_shape, diags)
+            continue
+        info[name] = known[key] = NodeInfo(out, params, op.macs(node.attrs, ins, out))
     return info
+
+
+def _too_large(what: str, shape: Shape, ins: list[Shape]) -> ShapeError:
+    """A node whose output (a shape) passes MAX_ELEMENTS, or whose parameters (a count, `(n,)`) MAX_PARAMS."""
+    n = elements(shape)
+    message = (f"the node would have {n:,} parameters" if what == "parameters"
+               else f"the node's output would have {n:,} elements per image")
+    bound = f"{MAX_PARAMS:,} (2^40)" if what == "parameters" else f"{MAX_ELEMENTS:,} (2^31 - 1)"
+    return ShapeError(message, expected=f"at most {bound} {what}",
+                      found=f"{n:,}" if what == "parameters" else f"{fmt_shape(shape)} = {n:,}",
+                      hint="a size in this node or before it is far larger than any network needs",
+                      code="tensor-too-large")
 
 
 def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_shape: Shape,
@@ -131,9 +154,13 @@ def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_sh
 
 def _smallest_hint(graph: Graph, input_shape: Shape) -> str:
     given = "×".join(str(d) for d in input_shape[1:])
-    smallest = min_input(graph, input_shape)
+    smallest, tried = search_min_input(graph, input_shape)
     if smallest is None:
-        return f"no input up to {MAX_MIN_INPUT}×{MAX_MIN_INPUT} works for this network"
+        hint = f"no input up to {tried}×{tried} works for this network"
+        if tried < MAX_MIN_INPUT:
+            larger = _probe_larger(graph, input_shape, tried)
+            hint += f"; {larger}×{larger} does" if larger else f", nor {MAX_MIN_INPUT}×{MAX_MIN_INPUT}"
+        return hint
     hint = f"the smallest input this network accepts is {smallest[0]}×{smallest[1]} (given {given})"
     at_inference = min_input(graph, input_shape, inference=True)
     if at_inference is not None and at_inference != smallest:
@@ -150,18 +177,56 @@ def _head_switch(graph: Graph, head: str | None) -> str:
 
 
 def min_input(graph: Graph, input_shape: Shape | None = None, inference: bool = False) -> tuple[int, int] | None:
-    """The smallest square H×W for which every shape rule holds, or None below MAX_MIN_INPUT.
+    """The smallest square H×W for which every shape rule holds, or None if none is found (see `search_min_input`)."""
+    return search_min_input(graph, input_shape, inference)[0]
+
+
+def search_min_input(graph: Graph, input_shape: Shape | None = None,
+                     inference: bool = False) -> tuple[tuple[int, int] | None, int]:
+    """The smallest square H×W for which every shape rule holds, and the largest size tried.
 
     With `inference=True` only the inference graph counts (training-only heads,
     such as an auxiliary classifier that needs a larger map, are left out).
     Sizes are tried upward from 1, so a network that is valid at some sizes and
     not at others (strides that disagree between branches) is handled exactly.
+    Each try stops at the first node that fails; the search gives up past
+    MAX_MIN_INPUT, or once the tries have visited MIN_INPUT_BUDGET nodes in all
+    (a graph of 100,000 nodes that fails at its last node at every size would
+    otherwise take minutes), so the size tried last is returned too.
     """
     shape = tuple(input_shape or graph.net.input_shape)
     if len(shape) != 3:
-        return None
+        return None, 0
     names = graph.eval_nodes() if inference else graph.order
+    visited = 0
     for size in range(1, MAX_MIN_INPUT + 1):
-        if len(_run(graph, (shape[0], size, size), None, names)) == len(names):
-            return (size, size)
-    return None
+        reached = len(_run(graph, (shape[0], size, size), None, names))
+        if reached == len(names):
+            return (size, size), size
+        visited += reached
+        if visited >= MIN_INPUT_BUDGET:
+            return None, size
+    return None, MAX_MIN_INPUT
+
+
+def _probe_larger(graph: Graph, input_shape: Shape, tried: int) -> int | None:
+    """A size above `tried` at which the network works, or None if MAX_MIN_INPUT does not.
+
+    Bisects between `tried` (which fails) and MAX_MIN_INPUT as if validity were monotone, within
+    MIN_INPUT_BUDGET node visits: the size returned works, smaller ones may too.
+    """
+    visited = 0
+
+    def works(size: int) -> bool:
+        nonlocal visited
+        reached = len(_run(graph, (input_shape[0], size, size), None))
+        visited += reached
+        return reached == len(graph.order)
+
+    low, high = tried, MAX_MIN_INPUT
+    if not works(high):
+        return None
+    while high - low > 1 and visited < MIN_INPUT_BUDGET:
+        mid = (low + high) // 2
+        low, high = (low, mid) if works(mid) else (mid, high)
+    return high

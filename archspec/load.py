@@ -13,6 +13,8 @@ Locations live in a side table keyed by the path of the value, e.g.
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,19 +151,8 @@ def _odd_scalar(event: yaml.ScalarEvent, in_flow: int) -> bool:
 
 def load_file(path: str | Path, display: str | None = None) -> Source:
     """Read and load a spec file; raises SpecError with a location on any fault."""
-    p = Path(path)
     name = display or str(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        diags = Diagnostics()
-        diags.error("file-not-found", f"cannot read spec file: {exc.strerror or exc}", found=str(path))
-        raise SpecError(diags.items) from None
-    if len(raw) > MAX_BYTES:
-        diags = Diagnostics()
-        diags.error("file-too-large", "spec file is too large", loc=Location(name, 1, 1),
-                    expected=f"at most {MAX_BYTES:,} bytes", found=f"{len(raw):,} bytes")
-        raise SpecError(diags.items)
+    raw = _read_spec_bytes(Path(path), name)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -170,6 +161,44 @@ def load_file(path: str | Path, display: str | None = None) -> Source:
                     loc=Location(name, 1, 1))
         raise SpecError(diags.items) from None
     return load_text(text, name)
+
+
+def _read_spec_bytes(path: Path, name: str) -> bytes:
+    """The bytes of a regular file of at most MAX_BYTES, read without blocking on, or exhausting, anything else.
+
+    A FIFO, a device (`/dev/zero`) or a folder is refused before it is read: it is opened non-blocking (a
+    FIFO without a writer would hang a plain open) and checked again once open, against a swap in between;
+    and at most MAX_BYTES + 1 bytes are ever read.
+    """
+    diags = Diagnostics()
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            _not_regular(path, name, os.stat(path).st_mode)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                _not_regular(path, name, mode)
+            raw = f.read(MAX_BYTES + 1)
+            size = max(len(raw), os.fstat(f.fileno()).st_size)
+    except OSError as exc:
+        diags.error("file-not-found", f"cannot read spec file: {exc.strerror or exc}", found=str(path))
+        raise SpecError(diags.items) from None
+    if len(raw) > MAX_BYTES:
+        diags.error("file-too-large", "spec file is too large", loc=Location(name, 1, 1),
+                    expected=f"at most {MAX_BYTES:,} bytes", found=f"{size:,} bytes")
+        raise SpecError(diags.items)
+    return raw
+
+
+def _not_regular(path: Path, name: str, mode: int) -> None:
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    diags = Diagnostics()
+    diags.error("not-a-file", f"the spec is {kind}, not a file", loc=Location(name, 1, 1), found=str(path),
+                hint="a spec is read from a regular .yaml file; save the text to one first")
+    raise SpecError(diags.items)
 
 
 def load_text(text: str, file: str = "<spec>") -> Source:
@@ -190,7 +219,7 @@ def load_text(text: str, file: str = "<spec>") -> Source:
         hint = None
         if "mapping values are not allowed" in msg:
             hint = "a plain scalar cannot contain ': '; write keyword arguments as k=v, e.g. conv(64, 3, s=2)"
-        diags.error("yaml-syntax", f"invalid YAML: {msg}", loc=_loc(file, mark), hint=hint)
+        diags.error("yaml-syntax", f"invalid YAML: {msg}", loc=_in_text(text, _loc(file, mark)), hint=hint)
     except yaml.YAMLError as exc:
         diags.error("yaml-syntax", f"invalid YAML: {exc}", loc=Location(file, 1, 1))
     except RecursionError:
@@ -207,6 +236,14 @@ def _load(text: str, file: str, loader_class: type) -> Source:
         loader.dispose()
     source.data = _Walker(source, loader).value(node, (), 0) if node is not None else None
     return source
+
+
+def _in_text(text: str, loc: Location) -> Location:
+    """`loc`, or the end of the last line if it lies past it (PyYAML marks the stream's end a line further)."""
+    lines = text.splitlines() or [""]
+    if loc.line <= len(lines):
+        return loc
+    return Location(loc.file, len(lines), len(lines[-1]) + 1)
 
 
 def _loc(file: str, mark: Any) -> Location:

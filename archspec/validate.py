@@ -19,6 +19,7 @@ from .errors import Diagnostics, did_you_mean
 from .expr import CallText, ExprError, Lit, evaluate, parse_call, parse_expr, parse_param
 from .load import Source, YamlPath
 from .ops import REGISTRY
+from .ops.common import MAX_ELEMENTS, elements
 from .spec import (
     BLOCK_ONLY_KEYS,
     CONSTRUCT_KEYS,
@@ -146,6 +147,10 @@ class _Validator:
                                  hint=did_you_mean(name, list(env) + ["input"]))
             else:
                 env[name] = value
+        if elements(spec_input) > MAX_ELEMENTS:
+            self.diags.error("tensor-too-large", "the input has more elements than a tensor of one image may have",
+                             loc=self.src.loc(("input",)), expected=f"at most {MAX_ELEMENTS:,} (2^31 - 1) elements",
+                             found=f"{'×'.join(map(str, spec_input))} = {elements(spec_input):,}")
         return spec_input, env
 
     def _override_input(self, value: Any) -> tuple[int, ...]:

@@ -3,10 +3,14 @@
 Each mutant is a spec of `specs/` (or the tiny fixture) with a few random edits of the kinds people
 make: lines deleted, duplicated or swapped, numbers turned into 0, -1, huge values or words,
 parentheses and brackets lost or doubled, indentation shifted, op names changed, YAML syntax
-mangled. For each one the torch-free pipeline must finish with no exception but `SpecError`,
-every diagnostic must carry a location with line and column >= 1, and nothing may print a
-traceback. CI tries 20 mutants of each zoo spec and 200 of the tiny fixture (it checks fastest),
-340 in all, plus a sample through the `check` command and through `build --device meta`;
+mangled; and edits that stress the limits: call arguments replaced by long operator chains, deep
+parentheses, huge literals and results (`conv(1+1+...+8, 3)`, `int(1e308)`), sizes past 2^31, and
+layers wrapped in repeats (up to a repeat of 10,000 in a repeat of 10,000). For each one the
+torch-free pipeline must finish within SECONDS with no exception but `SpecError`, every diagnostic
+must carry a location with line and column >= 1, and nothing may print a traceback. CI tries 20
+mutants of each zoo spec and 200 of the tiny fixture (it checks fastest), 340 in all, plus a sample
+through the `check` command, mutants that pass the check built on the meta device (through the API
+and through `build --device meta`), and special files (a FIFO, devices, a folder) as specs;
 ARCHSPEC_FUZZ_MUTANTS=300 (per zoo spec; ten times that of the fixture) fuzzes deeper, and
 ARCHSPEC_FUZZ_SEED picks other mutants.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +40,8 @@ SEED = int(os.environ.get("ARCHSPEC_FUZZ_SEED", "8"))
 NUMBER = re.compile(r"(?<![\w$.])\d[\d_]*(?:\.\d+)?")
 WORD = re.compile(r"[A-Za-z_]\w*")
 NUMBERS = ["0", "-1", "1", "2", "3.5", "1e400", "99999999999999999999", "10_000_000", "abc", "$nope", "[]", "{}",
-           "null", "true", "'7'", "(", "1/0", "0 ** -1", "2 ** 4000"]
+           "null", "true", "'7'", "(", "1/0", "0 ** -1", "2 ** 4000", "2147483648", "46341", "100000",
+           "1000000000000", "1" + "0" * 30, "int(1e308)", "10**12", "2**31 - 1", "10000"]
 JUNK = [":", ": ", "(", ")", "[", "]", "{", "}", ",", "-", "- ", "&a ", "*a", "!!python/object:os.system ", "<<: ",
         "#", "'", '"', "\t", "$", "=", "??", "%", "|", ">", "\x00", "é", "?", "@", "`", "..."]
 
@@ -65,6 +71,44 @@ def _chars(rng: random.Random, text: str) -> str:
         return text
     i = rng.choice(spots)
     return rng.choice([text[:i] + text[i + 1:], text[:i] + text[i] + text[i:], text[:i] + rng.choice(JUNK) + text[i:]])
+
+
+ARGUMENT = re.compile(r"(?<=[(,])[^(),\[\]\n]*(?=[,)])")
+
+
+def expression(rng: random.Random) -> str:
+    """An argument that stresses the expression language: long chains, deep nesting, huge literals and results."""
+    k = rng.choice([3, 30, 120, 400, 990])
+    return rng.choice([
+        "-" * k + "8", "1+" * k + "8", "2*" * k + "1", "(" * k + "8" + ")" * k, "-(" * k + "8" + ")" * k,
+        "2**" * k + "1", "[" * k + "]" * k, "min(" * k + "1" + ")" * k, "9" * k, "int(1e308)", "int(1e15)",
+        "10**15", "10**15 * 10**15", "2**31", "2**31 - 1", "int(2.0**62)", "round(1e300)", "46341", "1e-300",
+        "$nope + " * min(k, 50) + "1", "max(" + ", ".join(["100000"] * min(k, 100)) + ")",
+    ])
+
+
+def _arguments(rng: random.Random, text: str) -> str:
+    """Replace one argument of a call string (`conv(64, 3)`) with a stressing expression."""
+    spots = list(ARGUMENT.finditer(text))
+    if not spots:
+        return text
+    m = rng.choice(spots)
+    return text[:m.start()] + rng.choice(["", " "]) + expression(rng) + text[m.end():]
+
+
+def _bombs(rng: random.Random, text: str) -> str:
+    """Wrap a layer's value in repeats: from a few thousand nodes (a slow smallest-input search) to a bomb."""
+    lines = text.split("\n")
+    spots = [i for i, line in enumerate(lines) if re.match(r"^\s+\w+: \w+(\(.*\))?\s*$", line)]
+    if not spots:
+        return text
+    i = rng.choice(spots)
+    key, value = lines[i].split(": ", 1)
+    value = '"' + value.strip() + '"'
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        value = f"{{repeat: {rng.choice([2, 300, 1000, 10000])}, body: {value}}}"
+    lines[i] = f"{key}: {value}"
+    return "\n".join(lines)
 
 
 def _lines(rng: random.Random, text: str) -> str:
@@ -109,7 +153,8 @@ def _truncate(rng: random.Random, text: str) -> str:
     return text[:rng.randrange(len(text))]
 
 
-EDITS = [_numbers, _numbers, _numbers, _words, _words, _chars, _chars, _lines, _lines, _values, _values, _truncate]
+EDITS = [_numbers, _numbers, _numbers, _words, _words, _chars, _chars, _lines, _lines, _values, _values, _arguments,
+         _arguments, _bombs, _truncate]
 
 
 def mutants(path: Path, count: int, seed: int) -> list[str]:
@@ -125,10 +170,17 @@ def mutants(path: Path, count: int, seed: int) -> list[str]:
     return out
 
 
+SECONDS = 10.0
+"""The most one mutant may take to check: the shipped specs check in a fraction of a second, a mutant of
+100,000 nodes in about two; what checking did in minutes (an expansion bomb, a slow search) fails."""
+
+
 def check_mutant(text: str, path: Path) -> archspec.CheckResult:
-    """Check one mutant; fail the test on anything but located diagnostics."""
+    """Check one mutant; fail the test on anything but located diagnostics, or on a slow answer."""
     path.write_text(text, encoding="utf-8")
+    start = time.perf_counter()
     result = archspec.check_file(path)  # raises on anything but SpecError, which it turns into diagnostics
+    assert time.perf_counter() - start < SECONDS, f"checking took {time.perf_counter() - start:.1f} s:\n{text}"
     lines = text.count("\n") + 1
     for d in result.diagnostics:
         assert d.loc is not None, d.headline()
@@ -167,15 +219,54 @@ def test_mutants_through_the_check_command(tmp_path):
                 assert "Traceback" not in result.output and "internal-error" not in result.output
 
 
+def size_mutants(path: Path, count: int, seed: int) -> list[str]:
+    """Mutants whose edits are all in call arguments and numbers: most still check, with odd sizes."""
+    rng = random.Random(f"sizes:{seed}:{path.name}")
+    text = path.read_text()
+    return [rng.choice([_arguments, _numbers])(rng, text) for _ in range(count)]
+
+
 def test_mutants_that_check_also_build_on_the_meta_device(tmp_path):
     """Mutants that pass the check also build: what check accepts, the torch backend does not refuse."""
     pytest.importorskip("torch")
     path = tmp_path / "mutant.yaml"
     built = 0
-    for source in (SOURCES[-1], ROOT / "specs" / "googlenet.yaml"):
-        for text in mutants(source, 30, SEED + 2):
-            result = check_mutant(text, path)
-            if result.ok and result.typed is not None and built < 12:
-                archspec.build(result.typed, device="meta")
-                built += 1
-    assert built >= 6
+    tiny, googlenet = SOURCES[-1], ROOT / "specs" / "googlenet.yaml"
+    for text in [*mutants(tiny, 30, SEED + 2), *mutants(googlenet, 30, SEED + 2), *size_mutants(tiny, 60, SEED),
+                 *size_mutants(googlenet, 20, SEED)]:
+        result = check_mutant(text, path)
+        if result.ok and result.typed is not None and built < 24:
+            archspec.build(result.typed, device="meta", max_memory=None)
+            built += 1
+    assert built >= 12
+
+
+def test_size_mutants_through_the_build_command(tmp_path):
+    """`archspec build --device meta` on mutants with odd sizes: a summary (exit 0) or located errors (exit 1)."""
+    pytest.importorskip("torch")
+    runner = CliRunner()
+    codes = set()
+    for i, text in enumerate(size_mutants(SOURCES[-1], 12, SEED + 3)):
+        path = tmp_path / f"{i}.yaml"
+        path.write_text(text, encoding="utf-8")
+        result = runner.invoke(main, ["build", "--device", "meta", str(path)])
+        assert result.exit_code in (0, 1), f"{text}\n{result.output}"
+        assert "Traceback" not in result.output and "internal-error" not in result.output
+        codes.add(result.exit_code)
+    assert codes == {0, 1}
+
+
+def test_special_files_get_located_diagnostics(tmp_path):
+    """What a path may name besides a spec: a FIFO (a plain open would wait for a writer), devices, folders."""
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.yaml"
+    link.symlink_to("/dev/zero")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    for path in (fifo, link, empty, tmp_path, Path("/dev/null"), Path("/dev/zero"), Path("/dev/urandom")):
+        start = time.perf_counter()
+        result = archspec.check_file(path)
+        assert not result.ok and time.perf_counter() - start < 1
+        for d in result.diagnostics:
+            assert d.loc is not None or d.code == "file-not-found", d.headline()

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from test_fuzz import SEED, SOURCES, mutants
@@ -10,6 +14,7 @@ from test_fuzz import SEED, SOURCES, mutants
 from archspec.errors import SpecError
 from archspec.load import load_file, load_text
 
+ROOT = Path(__file__).resolve().parent.parent
 load_module = importlib.import_module("archspec.load")  # the package's `load` is the pipeline function
 
 
@@ -136,3 +141,83 @@ def test_specs_load_the_same_without_libyaml(monkeypatch):
     without = load_text(text, "t.yaml")
     assert (with_libyaml.data, with_libyaml.locs, with_libyaml.key_locs) == (without.data, without.locs,
                                                                              without.key_locs)
+
+
+@pytest.mark.parametrize("text, line, col", [
+    ("archspec: 1\nname: t\nbody: [relu\n", 3, 12),  # PyYAML marks the end of the stream on line 4
+    ("archspec: 1\nbody: [relu", 2, 12),
+    ("a: 'open\n\n\n", 3, 1),
+])
+def test_a_yaml_error_at_the_end_of_the_file_is_placed_on_its_last_line(text, line, col):
+    with pytest.raises(SpecError) as info:
+        load_text(text, "t.yaml")
+    (d,) = info.value.diagnostics
+    assert d.code == "yaml-syntax" and d.loc is not None and (d.loc.line, d.loc.col) == (line, col)
+    assert d.loc.line <= len(text.splitlines())
+    assert "^" in d.render({"t.yaml": text})  # the excerpt shows the line
+
+
+def test_a_fifo_is_refused_without_being_opened_for_a_blocking_read(tmp_path):
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SpecError) as info:
+        load_file(fifo)  # with no writer, a plain open() would wait for ever
+    (d,) = info.value.diagnostics
+    assert d.code == "not-a-file" and "FIFO" in d.message and str(d.loc) == f"{fifo}:1:1"
+
+
+@pytest.mark.parametrize("path, kind", [("/dev/zero", "a device"), ("/dev/null", "a device"), (".", "a folder")])
+def test_devices_and_folders_are_refused_before_they_are_read(path, kind):
+    with pytest.raises(SpecError) as info:
+        load_file(path)
+    (d,) = info.value.diagnostics
+    assert d.code == "not-a-file" and kind in d.message
+
+
+def test_at_most_the_limit_is_read(tmp_path, monkeypatch):
+    path = tmp_path / "big.yaml"
+    path.write_bytes(b"#" * (load_module.MAX_BYTES + 10))
+    sizes = []
+    real_fdopen = os.fdopen
+
+    def fdopen(*args, **kw):
+        f = real_fdopen(*args, **kw)
+        read = f.read
+
+        class Spy:
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                f.close()
+
+            def read(self, n=-1):
+                sizes.append(n)
+                return read(n)
+
+            def fileno(self):
+                return f.fileno()
+
+        return Spy()
+
+    monkeypatch.setattr(load_module.os, "fdopen", fdopen)
+    with pytest.raises(SpecError) as info:
+        load_file(path)
+    (d,) = info.value.diagnostics
+    assert d.code == "file-too-large" and d.found == f"{load_module.MAX_BYTES + 10:,} bytes"
+    assert sizes == [load_module.MAX_BYTES + 1]
+
+
+@pytest.mark.parametrize("verb", [["check"], ["summary"], ["draw", "-o", "out.svg"], ["build", "--device", "meta"],
+                                  ["diff"]])
+def test_no_verb_hangs_on_a_fifo(tmp_path, verb):
+    """Each verb, in a process of its own with a time limit: a hang fails the test instead of stalling the suite."""
+    fifo = tmp_path / "spec.yaml"
+    os.mkfifo(fifo)
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    run = subprocess.run([sys.executable, "-m", "archspec", verb[0], str(fifo), *verb[1:]], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode in (1, 2), run.stderr
+    assert "Traceback" not in run.stderr and "internal-error" not in run.stderr
+    if run.returncode == 1:
+        assert "not-a-file" in run.stderr

@@ -13,8 +13,24 @@ from pydantic import BeforeValidator, Field
 
 from .registry import Shape, ShapeError
 
-Pos = Annotated[int, Field(ge=1, strict=True)]
-NonNeg = Annotated[int, Field(ge=0, strict=True)]
+MAX_SIZE = 2**31 - 1
+"""The largest size an op attribute may give (a channel count, a kernel size, a padding): torch's int32 limit."""
+MAX_ELEMENTS = 2**31 - 1
+"""The most elements a tensor of one image may have (a node's output, the input)."""
+MAX_PARAMS = 2**40
+"""The most parameters one node may have: 4 TiB in float32, past any machine. (Real layers pass 2^31, a
+language model's embedding; torch holds them, and `build --device meta` makes them.)"""
+
+Pos = Annotated[int, Field(ge=1, le=MAX_SIZE, strict=True)]
+NonNeg = Annotated[int, Field(ge=0, le=MAX_SIZE, strict=True)]
+
+
+def elements(shape: Shape) -> int:
+    """The number of elements of a tensor of this shape."""
+    n = 1
+    for d in shape:
+        n *= d
+    return n
 
 
 def to_pair(v: Any) -> Any:
