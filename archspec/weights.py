@@ -123,8 +123,8 @@ def dtype_mismatches(typed: TypedGraph, want: dict[str, torch.dtype], have: dict
     """A file's tensors whose dtype is not the module's and cannot be converted without loss, located at their nodes."""
     nodes = {n.module_path: n for n in typed.net.nodes.values()}
     wrong: dict[str, list[str]] = defaultdict(list)
-    for key, dtype in have.items():
-        if key in want and dtype != want[key] and (dtype, want[key]) not in WIDENED:
+    for key, dtype in want.items():  # in the module's order: the file's may be sorted
+        if key in have and have[key] != dtype and (have[key], dtype) not in WIDENED:
             wrong[key.rpartition(".")[0]].append(key.rpartition(".")[2])
     diags = Diagnostics()
     for owner, names in wrong.items():
