@@ -233,3 +233,39 @@ def test_missing_files_and_fifos_are_refused_without_opening_them(tmp_path: Path
     (diag,) = info.value.diagnostics
     assert "no such file" in diag.message and diag.loc is not None and diag.loc.file == str(tmp_path / "missing.pt")
     assert diag.hint is not None and ".safetensors" in diag.hint
+
+
+def test_the_same_seed_builds_the_same_weights():
+    a, b = archspec.build(TINY, seed=5), archspec.build(TINY, seed=5)
+    _equal_states(a, b)
+    other = archspec.build(TINY, seed=6).state_dict()
+    assert not torch.equal(other["fc.weight"], a.state_dict()["fc.weight"])
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt", ".pt2"])
+def test_a_full_disk_while_saving_is_an_os_error_at_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              suffix: str):
+    """Each writer's report of a failed write (a Rust error's text, a C++ RuntimeError) becomes the OSError."""
+    import errno
+    import io
+
+    import safetensors.torch
+
+    import archspec.files
+
+    def full_safetensors(*args: object, **kwargs: object) -> None:
+        raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    class Full(io.BufferedWriter):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_safetensors)
+    monkeypatch.setattr(archspec.files, "open", lambda path, mode: Full(io.FileIO(path, "w")), raising=False)
+    module = archspec.build(TINY)
+    target = tmp_path / f"model{suffix}"
+    target.write_text("old")
+    with pytest.raises(OSError) as info:
+        save(module, module.typed, target)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
