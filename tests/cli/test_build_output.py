@@ -250,3 +250,14 @@ def test_several_outputs_and_seeds_give_one_set_of_weights(tmp_path: Path):
 def test_the_same_output_twice_is_a_usage_error(tmp_path: Path):
     out = run("build", str(TINY), "-o", str(tmp_path / "m.pt"), "-o", f"{tmp_path}/./m.pt")
     assert out.returncode == 2 and "is given twice" in out.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_an_optimised_module_with_packed_weights_is_refused_as_pt2(tmp_path: Path):
+    target = tmp_path / "tiny.pt2"
+    out = run("build", str(TINY), "--optimize", "-o", str(target))
+    if "fuse_conv_relu 0" in out.stdout:  # no oneDNN packing on this CPU: the program is written
+        assert out.returncode == 0, out.stderr
+        return
+    assert out.returncode == 1 and f"error[export-failed]: {target}: stem.conv holds oneDNN-packed weights" in \
+        out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and list(tmp_path.iterdir()) == []
