@@ -203,14 +203,14 @@ def test_a_failed_expect_saves_nothing(tmp_path: Path):
     spec = tmp_path / "bad.yaml"
     spec.write_text("archspec: 1\nname: bad\ninput: [3, 8, 8]\nbody:\n  conv: conv(4, 3, p=1)\n"
                     "  pool: global_avgpool\n  flatten: flatten\n  fc: linear(5)\nexpect:\n  output: [10]\n")
-    outputs = [tmp_path / "m.pt", tmp_path / "w.safetensors", tmp_path / "m.pt2"]
+    outputs = [tmp_path / "m.pt", tmp_path / "w.safetensors", tmp_path / "m.pt2", tmp_path / "m.py"]
     for path in outputs:
         path.write_text("old")
     out = run("build", str(spec), *[a for p in outputs for a in ("-o", str(p))])
     assert out.returncode == 1 and "error[expect-failed]" in out.stderr
     assert "saved    nothing: the spec's expect: fails" in out.stdout
     assert all(p.read_text() == "old" for p in outputs)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "m.pt", "m.pt2", "w.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml", "m.pt", "m.pt2", "m.py", "w.safetensors"]
 
 
 def test_an_output_in_a_missing_folder_is_an_io_error(tmp_path: Path):
