@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_output
+from .files import atomic_output, write_via_python
 from .infer import TypedGraph
 
 
@@ -35,15 +35,34 @@ class Format:
 def _write_pt(module: Any, typed: TypedGraph, path: str) -> None:
     import torch
 
-    torch.save(module, path)
+    write_via_python(path, lambda f: torch.save(module, f))
+
+
+EXAMPLE_BATCH = 2
+"""Exported with a batch of 2 marked dynamic: a batch of 1 would let torch.export treat it as a constant."""
 
 
 def _write_pt2(module: Any, typed: TypedGraph, path: str) -> None:
     import torch
 
+    packed = _packed(module)
+    if packed:
+        raise ExportError(f"{packed} holds oneDNN-packed weights (an optimisation pass packed them for this CPU), "
+                          "which torch.export cannot save; write .pt, or leave out the packing pass with --passes")
     device = next((p.device for p in module.parameters()), torch.device("cpu"))
-    example = torch.zeros((2, *typed.input_shape), device=device)
-    torch.export.save(torch.export.export(module.eval(), (example,)), path)
+    example = torch.zeros((EXAMPLE_BATCH, *typed.input_shape), device=device)
+    program = torch.export.export(module.eval(), (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    write_via_python(path, lambda f: torch.export.save(program, f))
+
+
+def _packed(module: Any) -> str | None:
+    """The first submodule that keeps a oneDNN (mkldnn) tensor as a plain attribute, or None."""
+    import torch
+
+    for name, sub in module.named_modules():
+        if any(isinstance(v, torch.Tensor) and v.is_mkldnn for v in vars(sub).values()):
+            return name or "the module"
+    return None
 
 
 def _write_onnx(module: Any, typed: TypedGraph, path: str) -> None:

@@ -9,6 +9,7 @@ traceback (or in the kernel's OOM killer). The meta device allocates nothing.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -35,10 +36,13 @@ Limit = int | str | None
 
 @dataclass(frozen=True)
 class Estimate:
-    """Bytes of parameters and buffers, in total and per node (in graph order)."""
+    """Bytes of parameters and buffers (and activations, for a run at a batch), in total and per node."""
 
     total: int
     nodes: dict[str, int]
+    activations: int = 0
+    """The peak bytes of live activations of one forward (0 for a build)."""
+    batch: int | None = None
 
     def largest(self, n: int = TOP) -> list[tuple[str, int]]:
         return sorted(((k, v) for k, v in self.nodes.items() if v), key=lambda kv: -kv[1])[:n]
@@ -54,6 +58,39 @@ def estimate(typed: TypedGraph) -> Estimate:
         ins = [typed.shape(s) for s in typed.graph.inputs[name]]
         nodes[name] = typed.info[name].params * FLOAT + REGISTRY[node.op].buffer_bytes(node.attrs, ins)
     return Estimate(sum(nodes.values()), nodes)
+
+
+def activations(typed: TypedGraph, batch: int) -> tuple[int, dict[str, int]]:
+    """Peak bytes of live float32 activations of an inference forward at `batch`, and each node's output bytes.
+
+    Nodes run in graph order; a tensor is freed after its last consumer (as torch.fx's
+    interpreter does), the network's outputs are kept. The input counts as a node.
+    """
+    eval_nodes = set(typed.graph.eval_nodes())
+    order = [n for n in typed.order if n in eval_nodes]
+    last: dict[str, int] = {}
+    for i, name in enumerate(order):
+        for src in typed.graph.inputs[name]:
+            last[src] = i
+    kept = set(typed.net.outputs.values())
+    sizes: dict[str, int] = {}
+    live = peak = 0
+    for i, name in enumerate(order):
+        sizes[name] = math.prod(typed.shape(name)) * batch * FLOAT
+        live += sizes[name]
+        peak = max(peak, live)
+        for src in set(typed.graph.inputs[name]):
+            if last[src] == i and src not in kept:
+                live -= sizes[src]
+    return peak, sizes
+
+
+def run_estimate(typed: TypedGraph, batch: int) -> Estimate:
+    """The bytes a forward at `batch` needs: every weight and buffer, and the peak of live activations."""
+    weights = estimate(typed)
+    peak, sizes = activations(typed, batch)
+    nodes = {name: weights.nodes.get(name, 0) + sizes.get(name, 0) for name in typed.order}
+    return Estimate(weights.total + peak, nodes, activations=peak, batch=batch)
 
 
 def parse_size(text: str | int) -> int:
@@ -97,13 +134,15 @@ def host_available() -> int | None:
         return None
 
 
-def check_memory(typed: TypedGraph, device: Any = None, max_memory: Limit = "auto") -> Estimate:
+def check_memory(typed: TypedGraph, device: Any = None, max_memory: Limit = "auto",
+                 batch: int | None = None) -> Estimate:
     """Refuse (SpecError `too-much-memory`) a build whose weights exceed `max_memory` on `device`.
 
     `max_memory="auto"` is what the device has free now; None skips the check;
-    the meta device is never refused.
+    the meta device is never refused. With a `batch`, a forward at that batch is
+    checked: the weights and the peak of its activations (`profile` runs one).
     """
-    est = estimate(typed)
+    est = estimate(typed) if batch is None else run_estimate(typed, batch)
     if max_memory is None or str(device or "cpu").startswith("meta"):
         return est
     if max_memory == "auto":
@@ -116,7 +155,7 @@ def check_memory(typed: TypedGraph, device: Any = None, max_memory: Limit = "aut
 
 
 def _refusal(typed: TypedGraph, est: Estimate, limit: int, what: str) -> Diagnostic:
-    top = est.largest()
+    top = [(k, v) for k, v in est.largest(TOP + 1) if k != INPUT][:TOP]
     name, size = top[0]
     node = typed.net.nodes[name]
     params = typed.total("params")
@@ -125,16 +164,24 @@ def _refusal(typed: TypedGraph, est: Estimate, limit: int, what: str) -> Diagnos
         loc = typed.net.nodes[other].loc
         if loc is not None:
             notes.append((loc, f"{other} ({typed.net.nodes[other].op}): {fmt_bytes(nbytes)}"))
+    limit_text = what.format(fmt_bytes(limit))
+    if est.batch is None:
+        return Diagnostic(
+            "too-much-memory", f"building {typed.net.name} needs {fmt_bytes(est.total)} for its weights, "
+            f"more than {limit_text}", loc=node.loc, path=name, notes=notes,
+            expected=f"at most {fmt_bytes(limit)} ({limit:,} bytes)",
+            found=f"{fmt_bytes(est.total)} ({est.total:,} bytes: {params:,} float32 params and the buffers); "
+                  f"this {node.op} alone takes {fmt_bytes(size)}",
+            hint="`--device meta` builds the module without allocating weights; `--max-memory SIZE` sets the "
+                 "limit (`max_memory=None` in Python skips the check)")
     return Diagnostic(
-        "too-much-memory",
-        f"building {typed.net.name} needs {fmt_bytes(est.total)} for its weights, "
-        f"more than {what.format(fmt_bytes(limit))}",
-        loc=node.loc, path=name, notes=notes,
+        "too-much-memory", f"running {typed.net.name} at batch {est.batch:,} needs {fmt_bytes(est.total)}, "
+        f"more than {limit_text}", loc=node.loc, path=name, notes=notes,
         expected=f"at most {fmt_bytes(limit)} ({limit:,} bytes)",
-        found=f"{fmt_bytes(est.total)} ({est.total:,} bytes: {params:,} float32 params and the buffers); "
-              f"this {node.op} alone takes {fmt_bytes(size)}",
-        hint="`--device meta` builds the module without allocating weights; `--max-memory SIZE` sets the limit "
-             "(`max_memory=None` in Python skips the check)")
+        found=f"{fmt_bytes(est.total)} ({est.total:,} bytes: {fmt_bytes(est.activations)} of activations at "
+              f"their peak, {fmt_bytes(est.total - est.activations)} of weights); this {node.op} alone takes "
+              f"{fmt_bytes(size)} (its output and weights)",
+        hint="lower --batch: the activations grow with it")
 
 
 def fmt_bytes(n: int) -> str:

@@ -71,7 +71,8 @@ def compile(spec: SpecLike, **vars: Any) -> TypedGraph:  # noqa: A001 - the verb
 
 
 def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Path | None = None,
-          max_memory: Limit = "auto", optimize: bool | Iterable[str] = False, **vars: Any) -> ArchModule:
+          max_memory: Limit = "auto", optimize: bool | Iterable[str] = False, seed: int | None = None,
+          **vars: Any) -> ArchModule:
     """Compile a spec into a `torch.fx.GraphModule` (see `ArchModule`) on `device`.
 
     `weights`: a `.safetensors` file or a `state_dict` saved by `torch.save`, loaded
@@ -81,6 +82,8 @@ def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Pat
     or bytes, or a size such as "2GiB"; None skips the check.
     `optimize`: True (the default passes for `device`) or a list of pass names returns
     `archspec.optimize(module, passes)` instead, an inference-only module (docs/optimize.md).
+    `seed`: seed torch's random generators first (`torch.manual_seed`), so that two builds with
+    the same seed have the same initial weights.
     """
     from .backends.torch_fx import build_module
 
@@ -88,6 +91,10 @@ def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Pat
         raise TypeError("a compiled graph has its variables fixed; pass the spec or its path to override them")
     typed = spec if isinstance(spec, TypedGraph) else compile(spec, **vars)
     check_memory(typed, device, max_memory)
+    if seed is not None:
+        import torch
+
+        torch.manual_seed(seed)
     module = build_module(typed, device=device)
     if weights is not None:
         from .weights import load_weights

@@ -33,6 +33,7 @@ from torch import fx
 
 from .files import atomic_output
 from .infer import TypedGraph
+from .memory import check_memory
 from .ops.common import fmt_shape
 from .summary import layer_rows, totals
 from .table import Column, Table, fmt_int
@@ -67,6 +68,7 @@ def profile(spec: Any, *, vars: dict[str, Any] | None = None, batch: int = 1, de
     if cuda_graphs and dev.type != "cuda":
         raise ProfileError("CUDA graphs need a CUDA device (--device cuda)")
     typed = spec if isinstance(spec, TypedGraph) else compile(spec, **(vars or {}))
+    check_memory(typed, dev, "auto", batch=batch)  # before the allocator fails on a batch that cannot fit
     torch.manual_seed(seed)
     module = build_module(typed, device=dev).eval()
     optimized = optimize or passes is not None

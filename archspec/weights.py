@@ -9,8 +9,11 @@ spec line of the node it belongs to (`state_dict` keys are node paths).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import stat
+import warnings
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,18 @@ from .ir import Node, Scope
 
 SHOWN = 12
 """At most this many nodes are reported one by one; the rest are counted."""
+
+WIDENED = {(torch.float16, torch.float32), (torch.bfloat16, torch.float32), (torch.float16, torch.float64),
+           (torch.bfloat16, torch.float64), (torch.float32, torch.float64)}
+"""(file's dtype, module's dtype) pairs loaded by conversion: every value of the first is exact in the second.
+
+Every other difference is refused: fp64 -> fp32 rounds, integers and bools are no weights,
+complex would lose its imaginary part, and float8 tensors mean nothing without their scales.
+"""
+
+
+class WeightsConverted(UserWarning):
+    """Weights were loaded by a lossless conversion (fp16 or bf16 in the file, float32 in the module)."""
 
 
 def save_weights(module: torch.nn.Module, path: str | Path) -> None:
@@ -38,13 +53,27 @@ def save_weights(module: torch.nn.Module, path: str | Path) -> None:
             t = t.clone()  # safetensors refuses tensors that share or only partly use their storage
         seen.add((t.untyped_storage().data_ptr(), t.storage_offset()))
         tensors[key] = t
-    save_file(tensors, str(path), metadata={"format": "pt"})
+    try:
+        save_file(tensors, str(path), metadata={"format": "pt"})
+    except Exception as exc:  # safetensors' Rust writer reports a full disk as text: raise it as the OSError it is
+        code = re.search(r"\(os error (\d+)\)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
 
 
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of a weights file, on CPU; SpecError `weights-unreadable` (at the file) if it has none."""
     path = str(path)
-    if os.path.isfile(path) and os.path.getsize(path) == 0:
+    try:
+        info = os.stat(path)  # never open a FIFO or a device: reading one can block forever
+    except OSError as exc:
+        raise _unreadable(path, "no such file" if isinstance(exc, FileNotFoundError) else str(exc.strerror),
+                          "--weights takes a .safetensors file, or a state_dict written by torch.save") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise _unreadable(path, f"it is {_file_kind(info.st_mode)}, not a regular file",
+                          "--weights takes a .safetensors file, or a state_dict written by torch.save")
+    if info.st_size == 0:
         raise _unreadable(path, "the file is empty", None)
     try:
         if path.endswith(".safetensors"):
@@ -63,13 +92,56 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def load_weights(module: torch.nn.Module, typed: TypedGraph, path: str | Path) -> None:
-    """Load a weights file into `module` (built from `typed`) strictly; SpecError `weights-mismatch` if unfit."""
+    """Load a weights file into `module` (built from `typed`) strictly; SpecError `weights-mismatch` if unfit.
+
+    Tensors must have the module's dtypes, except where converting is lossless (fp16 or
+    bf16 into float32): those are converted, with a `WeightsConverted` warning.
+    """
     state = read_weights(path)
-    problems = mismatches(typed, {k: tuple(v.shape) for k, v in module.state_dict().items()},
+    own = module.state_dict()
+    problems = mismatches(typed, {k: tuple(v.shape) for k, v in own.items()},
                           {k: tuple(v.shape) for k, v in state.items()}, str(path))
+    if not problems:
+        problems = dtype_mismatches(typed, {k: v.dtype for k, v in own.items()},
+                                    {k: v.dtype for k, v in state.items()}, str(path))
     if problems:
         raise SpecError(problems, typed.net.sources)
+    converted: dict[tuple[torch.dtype, torch.dtype], int] = defaultdict(int)
+    for key, tensor in state.items():
+        if tensor.dtype != own[key].dtype:
+            converted[(tensor.dtype, own[key].dtype)] += 1
+            state[key] = tensor.to(own[key].dtype)
     module.load_state_dict(state, strict=True)
+    if converted:
+        done = ", ".join(f"{n} {_dtype(a)} tensor{'s' if n > 1 else ''} to {_dtype(b)}"
+                         for (a, b), n in converted.items())
+        warnings.warn(f"{path}: converted {done} (lossless)", WeightsConverted, stacklevel=2)
+
+
+def dtype_mismatches(typed: TypedGraph, want: dict[str, torch.dtype], have: dict[str, torch.dtype],
+                     file: str) -> list[Diagnostic]:
+    """A file's tensors whose dtype is not the module's and cannot be converted without loss, located at their nodes."""
+    nodes = {n.module_path: n for n in typed.net.nodes.values()}
+    wrong: dict[str, list[str]] = defaultdict(list)
+    for key, dtype in want.items():  # in the module's order: the file's may be sorted
+        if key in have and have[key] != dtype and (have[key], dtype) not in WIDENED:
+            wrong[key.rpartition(".")[0]].append(key.rpartition(".")[2])
+    diags = Diagnostics()
+    for owner, names in wrong.items():
+        found = ", ".join(f"{n} {_dtype(have[f'{owner}.{n}'])}" for n in names)
+        verb = "has" if len(names) == 1 else "have"
+        diags.add(_at(nodes.get(owner), owner, f"{_and(names)} in {file} {verb} another dtype than this {{op}}'s",
+                      expected=", ".join(f"{n} {_dtype(want[f'{owner}.{n}'])}" for n in names), found=found))
+    if not diags.items:
+        return []
+    count = sum(map(len, wrong.values()))
+    summary = Diagnostic("weights-mismatch", f"{file} does not fit {typed.net.name}: {count} tensor"
+                         f"{'s' if count > 1 else ''} of another dtype",
+                         hint="only fp16 and bf16 are converted to float32 (that is lossless); convert the file "
+                              "yourself where rounding is wanted, e.g. `{k: v.float() for k, v in state.items()}`")
+    if len(diags.items) > SHOWN:
+        summary.notes.append((Location(file, 1, 1), f"{len(diags.items) - SHOWN} more places are not shown"))
+    return diags.items[:SHOWN] + [summary]
 
 
 def mismatches(typed: TypedGraph, want: dict[str, tuple[int, ...]], have: dict[str, tuple[int, ...]],
@@ -103,9 +175,11 @@ def mismatches(typed: TypedGraph, want: dict[str, tuple[int, ...]], have: dict[s
     for scope, keys in _by_scope(net.scopes, extra):
         where = f"under '{scope.path}'" if scope is not None and scope.path else "in this network"
         shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        loc = scope.loc if scope is not None and scope.loc is not None else _body(typed)
         diags.add(Diagnostic("weights-mismatch", f"{file} has {len(keys)} tensor{'s' if len(keys) > 1 else ''} "
-                             f"with no place {where}", loc=scope.loc if scope is not None else None,
-                             path=scope.path if scope is not None and scope.path else None, found=shown))
+                             f"with no place {where}", loc=loc,
+                             path=scope.path if scope is not None and scope.path else None, found=shown,
+                             hint=_did_you_mean(keys, [k for k in want if k not in have] or list(want))))
     if not diags.items:
         return []
     counted = (f"{sum(map(len, missing.values()))} missing, {len(extra)} unexpected, "
@@ -134,6 +208,39 @@ def _by_scope(scopes: dict[str, Scope], keys: list[str]) -> list[tuple[Scope | N
         prefixes = (".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1))
         groups[next((paths[p] for p in prefixes if p in paths), None)].append(key)
     return [(scopes[path] if path is not None else None, found) for path, found in groups.items()]
+
+
+def _body(typed: TypedGraph) -> Location | None:
+    """The `body:` line of the spec's main file (where keys that fall in no block are reported)."""
+    file = typed.net.file
+    text = typed.net.sources.get(str(file)) if file is not None else None
+    if text is None:
+        return None
+    line = next((i for i, t in enumerate(text.splitlines(), 1) if re.match(r"body\s*:", t)), 1)
+    return Location(str(file), line, 1)
+
+
+def _did_you_mean(extra: list[str], missing: list[str]) -> str | None:
+    """`did you mean fc.weight for fc1.weight?`: extra keys paired with the network's keys the file lacks."""
+    pairs = []
+    for key in extra:
+        close = difflib.get_close_matches(key, missing, n=1, cutoff=0.6)
+        if close:
+            pairs.append(f"'{close[0]}' for '{key}'")
+    if not pairs:
+        return None
+    return "did you mean " + _and(pairs[:3]) + (f" (and {len(pairs) - 3} more)" if len(pairs) > 3 else "") + \
+        "? the file's keys must be the network's state_dict keys"
+
+
+def _file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")]
+    return next((what for test, what in kinds if test(mode)), "a special file")
+
+
+def _dtype(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def _unreadable(path: str, reason: str, hint: str | None) -> SpecError:

@@ -111,3 +111,42 @@ def test_available_cuda_is_the_devices_free_memory():
 def test_fmt_bytes():
     assert [fmt_bytes(n) for n in (840, 11_240, 52_080_312, 360_015_600_040)] == [
         "840 B", "11.2 kB", "52.1 MB", "360.0 GB"]
+
+
+CHAIN = """\
+archspec: 1
+name: chain
+input: [3, 8, 8]
+body:
+  conv: conv(4, 3, p=1)
+  relu: relu
+  pool: global_avgpool
+  flatten: flatten
+  fc: linear(5)
+"""
+
+
+def test_activation_peak_frees_what_no_later_node_reads(tmp_path: Path):
+    from archspec.memory import activations, run_estimate
+
+    path = tmp_path / "chain.yaml"
+    path.write_text(CHAIN)
+    typed = archspec.compile(path)
+    peak, sizes = activations(typed, batch=10)
+    assert sizes == {"input": 3 * 8 * 8 * 40, "conv": 4 * 8 * 8 * 40, "relu": 4 * 8 * 8 * 40, "pool": 4 * 40,
+                     "flatten": 4 * 40, "fc": 5 * 40}
+    assert peak == sizes["conv"] + sizes["relu"]  # the input is freed once conv has read it
+    est = run_estimate(typed, 10)
+    assert est.total == estimate(typed).total + peak and est.batch == 10
+    assert est.nodes["conv"] == sizes["conv"] + (4 * 3 * 9 + 4) * 4
+
+
+def test_a_run_at_a_batch_is_refused_with_its_activations():
+    typed = archspec.compile(TINY)
+    check_memory(typed, "cpu", "100MB", batch=8)
+    with pytest.raises(archspec.SpecError) as info:
+        check_memory(typed, "cpu", "100MB", batch=100_000)
+    (diag,) = info.value.diagnostics
+    assert diag.code == "too-much-memory" and diag.message.startswith("running tiny at batch 100,000 needs")
+    assert diag.loc is not None and diag.path == "mix" and "of activations at their peak" in str(diag.found)
+    assert check_memory(typed, "meta", "100MB", batch=100_000).batch == 100_000  # meta allocates nothing

@@ -10,7 +10,7 @@ import torch
 
 import archspec
 from archspec.export import save
-from archspec.weights import load_weights, read_weights, save_weights
+from archspec.weights import WeightsConverted, load_weights, read_weights, save_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOGLENET = ROOT / "specs" / "googlenet.yaml"
@@ -93,7 +93,8 @@ def test_missing_and_unexpected_keys_are_named_at_their_nodes_and_scopes(tmp_pat
     under_mix = by_path["mix"]
     assert "1 tensor with no place under 'mix'" in under_mix.message and under_mix.found == "mix.extra.weight"
     stray = next(d for d in info.value.diagnostics if d.found == "stray")
-    assert "1 tensor with no place in this network" in stray.message and stray.loc is None
+    assert "1 tensor with no place in this network" in stray.message
+    assert stray.loc is not None and (stray.loc.file, stray.loc.line) == (str(TINY), 25)  # the spec's `body:`
     assert info.value.diagnostics[-1].message.endswith("1 missing, 2 unexpected, 0 of another shape")
 
 
@@ -164,3 +165,107 @@ def test_shared_and_non_contiguous_tensors_are_saved(tmp_path: Path):
     loaded = load_file(str(path))
     for key, value in module.state_dict().items():
         assert torch.equal(loaded[key], value), key
+
+
+def test_keys_outside_every_block_are_located_at_the_body_with_a_suggestion(tmp_path: Path):
+    module = archspec.build(TINY)
+    state = module.state_dict()
+    state["fc1.weight"] = state.pop("fc.weight")
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    with pytest.raises(archspec.SpecError) as info:
+        load_weights(module, module.typed, path)
+    extra = next(d for d in info.value.diagnostics if d.found == "fc1.weight")
+    assert extra.loc is not None and (extra.loc.file, extra.loc.line) == (str(TINY), 25)
+    assert extra.hint is not None and "did you mean 'fc.weight' for 'fc1.weight'?" in extra.hint
+    assert f"{TINY}:25:1: error[weights-mismatch]" in info.value.render()
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.int64, torch.int32, torch.complex64, torch.float8_e4m3fn,
+                                   torch.float64])
+def test_weights_of_another_dtype_are_refused_at_their_nodes(tmp_path: Path, dtype: torch.dtype):
+    torch.manual_seed(0)
+    module = archspec.build(TINY)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in module.state_dict().items()}
+    path = tmp_path / "w.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(state, str(path))
+    with pytest.raises(archspec.SpecError) as info:
+        load_weights(module, module.typed, path)
+    fc = next(d for d in info.value.diagnostics if d.path == "fc")
+    name = str(dtype).removeprefix("torch.")
+    assert fc.code == "weights-mismatch" and "weight and bias in" in fc.message and "another dtype" in fc.message
+    assert fc.expected == "weight float32, bias float32" and fc.found == f"weight {name}, bias {name}"
+    assert fc.loc is not None and fc.loc.line == 30
+    assert "of another dtype" in info.value.diagnostics[-1].message
+    assert all(torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_weights_are_converted_losslessly_and_said_so(tmp_path: Path, dtype: torch.dtype):
+    torch.manual_seed(0)
+    source = archspec.build(TINY)
+    state = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in source.state_dict().items()}
+    path = tmp_path / "w.pt"
+    torch.save(state, path)
+    module = archspec.build(TINY)
+    count = sum(v.is_floating_point() for v in state.values())
+    with pytest.warns(WeightsConverted, match=f"converted {count} {str(dtype)[6:]} tensors to float32 \\(lossless\\)"):
+        load_weights(module, module.typed, path)
+    loaded = module.state_dict()
+    assert all(loaded[k].dtype == source.state_dict()[k].dtype for k in loaded)
+    assert all(torch.equal(loaded[k], state[k].to(loaded[k].dtype)) for k in loaded)
+
+
+def test_missing_files_and_fifos_are_refused_without_opening_them(tmp_path: Path):
+    import os
+
+    fifo = tmp_path / "w.safetensors"
+    os.mkfifo(fifo)
+    with pytest.raises(archspec.SpecError) as info:
+        read_weights(fifo)  # opening a FIFO with no writer would block forever
+    (diag,) = info.value.diagnostics
+    assert diag.code == "weights-unreadable" and "a FIFO (named pipe), not a regular file" in diag.message
+    with pytest.raises(archspec.SpecError) as info:
+        read_weights(tmp_path / "missing.pt")
+    (diag,) = info.value.diagnostics
+    assert "no such file" in diag.message and diag.loc is not None and diag.loc.file == str(tmp_path / "missing.pt")
+    assert diag.hint is not None and ".safetensors" in diag.hint
+
+
+def test_the_same_seed_builds_the_same_weights():
+    a, b = archspec.build(TINY, seed=5), archspec.build(TINY, seed=5)
+    _equal_states(a, b)
+    other = archspec.build(TINY, seed=6).state_dict()
+    assert not torch.equal(other["fc.weight"], a.state_dict()["fc.weight"])
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt", ".pt2"])
+def test_a_full_disk_while_saving_is_an_os_error_at_the_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              suffix: str):
+    """Each writer's report of a failed write (a Rust error's text, a C++ RuntimeError) becomes the OSError."""
+    import errno
+    import io
+
+    import safetensors.torch
+
+    import archspec.files
+
+    def full_safetensors(*args: object, **kwargs: object) -> None:
+        raise safetensors.SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    class Full(io.BufferedWriter):
+        def write(self, data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_safetensors)
+    monkeypatch.setattr(archspec.files, "open", lambda path, mode: Full(io.FileIO(path, "w")), raising=False)
+    module = archspec.build(TINY)
+    target = tmp_path / f"model{suffix}"
+    target.write_text("old")
+    with pytest.raises(OSError) as info:
+        save(module, module.typed, target)
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target)
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -9,6 +9,7 @@ import click
 
 from ..errors import SpecError
 from . import SET, fail, main, parse_sets
+from .outputs import check_output
 
 
 @main.command()
@@ -30,6 +31,7 @@ def draw(spec: str, output: str, sets: tuple[str, ...], depth: int | None, focus
     if Path(output).suffix.lower() not in FORMATS:
         raise click.BadParameter(f"unknown format '{Path(output).suffix or output}'; "
                                  "write .svg, .png, .pdf or .dot", param_hint="-o")
+    check_output(spec, output)
 
     try:
         typed = pipeline.compile(spec, **parse_sets(sets))

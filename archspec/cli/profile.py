@@ -8,6 +8,7 @@ import click
 
 from ..errors import SpecError
 from . import PASSES, SET, device_unavailable, fail, main, parse_sets
+from .outputs import check_output
 from .tables import chosen_format, emit, format_options
 
 
@@ -27,14 +28,17 @@ from .tables import chosen_format, emit, format_options
 @click.option("--repeat", type=click.IntRange(min=1), default=10, show_default=True, help="Timed runs (medians).")
 @click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed runs first.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Also draw a bar chart: .png, .svg or .pdf.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and input.")
 @format_options
 def profile(spec: str, sets: tuple[str, ...], batch: int, device: str, dtype: str, cuda_graphs: bool,
             optimize: bool, passes: list[str] | None, depth: int, repeat: int, warmup: int, output: str | None,
-            **flags: bool) -> None:
+            seed: int, **flags: bool) -> None:
     """Run SPEC's network on random input and show where the time goes, block by block."""
     fmt = chosen_format(**flags)
     if output and not output.lower().endswith((".png", ".svg", ".pdf")):
         raise click.BadParameter("the chart is drawn as .png, .svg or .pdf", param_hint="-o")
+    if output:
+        check_output(spec, output)
     from ..backends.torch_fx import DeviceError
     from ..profile import ProfileError, draw_chart
     from ..profile import profile as run_profile
@@ -42,7 +46,7 @@ def profile(spec: str, sets: tuple[str, ...], batch: int, device: str, dtype: st
     try:
         table = run_profile(spec, vars=parse_sets(sets), batch=batch, device=device, dtype=dtype,
                             cuda_graphs=cuda_graphs, optimize=optimize, passes=passes, depth=depth,
-                            repeat=repeat, warmup=warmup)
+                            repeat=repeat, warmup=warmup, seed=seed)
     except SpecError as exc:
         fail(exc)
         return

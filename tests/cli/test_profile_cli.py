@@ -68,3 +68,35 @@ def test_usage_errors_exit_2():
     assert chart.exit_code == 2 and "the chart is drawn as .png, .svg or .pdf" in chart.output
     both = invoke("--json", "--csv")
     assert both.exit_code == 2
+
+
+def test_a_chart_over_the_spec_itself_is_refused(tmp_path):
+    spec = tmp_path / "net.png"  # a spec with an odd name: still the spec
+    spec.write_text(Path(TINY).read_text())
+    out = CliRunner().invoke(main, ["profile", str(spec), "--repeat", "1", "-o", str(spec)])
+    assert out.exit_code == 2 and "refusing to overwrite the spec file itself" in out.output
+    assert spec.read_text() == Path(TINY).read_text()
+
+
+def test_a_chart_into_a_missing_folder_is_an_io_error(tmp_path):
+    out = invoke("-o", str(tmp_path / "charts" / "p.png"))
+    assert out.exit_code == 1 and f"error[io-error]: cannot write {tmp_path / 'charts' / 'p.png'}" in out.output
+    assert f"the output's folder does not exist; create it first: {tmp_path / 'charts'}" in out.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_allocating():
+    out = invoke("--batch", "1000000000000")
+    assert out.exit_code == 1 and isinstance(out.exception, SystemExit), out.output
+    assert f"{TINY}:27:8: error[too-much-memory] mix: running tiny at batch 1,000,000,000,000 needs" in out.output
+    assert "of activations at their peak" in out.output and "= hint: lower --batch" in out.output
+
+
+def test_seed_is_passed_to_the_run(monkeypatch: pytest.MonkeyPatch):
+    import archspec.profile
+
+    seeds = []
+    real = archspec.profile.profile
+    monkeypatch.setattr(archspec.profile, "profile", lambda *a, **k: seeds.append(k["seed"]) or real(*a, **k))
+    assert invoke("--seed", "3").exit_code == 0 and invoke().exit_code == 0
+    assert seeds == [3, 0]
