@@ -110,7 +110,8 @@ def _pattern_messages(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     node = {k: _pattern_messages(v) for k, v in node.items()}
-    message = PATTERN_MESSAGES.get(node.get("pattern"))  # type: ignore[arg-type]
+    pattern = node.get("pattern")
+    message = PATTERN_MESSAGES.get(pattern) if isinstance(pattern, str) else None  # not a property named "pattern"
     if message:  # a test checks that every pattern has one
         node.update(patternErrorMessage=message, errorMessage=message)
     return node
