@@ -72,12 +72,25 @@ class Scope:
     repeat: int | None = None
     head: str | None = None
     children: list[str] = field(default_factory=list)
+    given: tuple[str, ...] | None = None
+    """A block instance's parameters the call gives, as it gives them: positional ones first, then by name."""
+    by_name: int | None = None
+    """How many of `given`, at its end, the call names (`s=2`)."""
 
     def label(self) -> str:
         """`inception(64, 96, 128, 16, 32, 32)`, `block35 ×10`, or the scope's name."""
         if self.block and self.args is not None:
             return f"{self.block}({', '.join(fmt_arg(v) for v in self.args.values())})"
         return self.path.rsplit("/", 1)[-1] or "network"
+
+
+def written_call(scope: Scope) -> str:
+    """A block instance's call as the spec writes it: only the arguments given, `cbr(64, 7, s=2, p=3)`."""
+    if not scope.block or scope.args is None or scope.given is None:
+        return scope.label()
+    n = len(scope.given) - (scope.by_name or 0)
+    parts = [fmt_arg(scope.args[k]) if i < n else f"{k}={fmt_arg(scope.args[k])}" for i, k in enumerate(scope.given)]
+    return f"{scope.block}({', '.join(parts)})"
 
 
 def fmt_arg(v: Any) -> str:

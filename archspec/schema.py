@@ -14,12 +14,28 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .ops import REGISTRY
-from .spec import CONSTRUCT_KEYS, NAME_PATTERN, BlockModel, ConstructModel, HeadModel, SpecModel
+from .spec import CONSTRUCT_KEYS, NAME_PATTERN, REF_PATTERN, BlockModel, ConstructModel, HeadModel, SpecModel
 from .validate import RESERVED_NAMES
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
 CALL_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*(\([\s\S]*\))?\s*$"
 """A layer call: an op or block name, then optionally its arguments in parentheses."""
+NODE_NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_]*$"
+"""A key of a mapping of layers: a module name in the built network."""
+SPEC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+"""SpecModel.name's pattern (a test keeps the two equal)."""
+
+PATTERN_MESSAGES = {
+    CALL_PATTERN: "a call: name(args), e.g. conv(64, 3, s=2), or a bare name such as relu",
+    NODE_NAME_PATTERN: "a node name: a letter, then letters, digits and _, e.g. branch1",
+    NAME_PATTERN: "a name: a letter or _, then letters, digits and _, e.g. inception",
+    REF_PATTERN: "a node reference: a name, a list index or a path of them joined by /, e.g. inception4a/branch2",
+    SPEC_NAME_PATTERN: "the network's name: letters, digits, _ and -, e.g. googlenet",
+}
+"""What a value that misses a pattern should be, in words: editors show it instead of the regular expression.
+
+yaml-language-server reads `patternErrorMessage`, VS Code's JSON service `errorMessage`; both are set.
+"""
 
 
 def spec_schema() -> dict[str, Any]:
@@ -30,13 +46,13 @@ def spec_schema() -> dict[str, Any]:
     top = definitions.pop("SpecModel")
     definitions.update(_layer_grammar())
     schema = {"$schema": DRAFT, **top, "title": "archspec spec", "definitions": dict(sorted(definitions.items()))}
-    return _draft7(schema)
+    return _pattern_messages(_draft7(schema))
 
 
 def _layer_grammar() -> dict[str, Any]:
     """Definitions of `Layer`, `Call` and `Branches`, referenced by the models' layer-valued fields."""
     ops = sorted(REGISTRY)
-    node_names = {"pattern": "^[A-Za-z][A-Za-z0-9_]*$", "not": {"enum": sorted(RESERVED_NAMES)}}
+    node_names = {"pattern": NODE_NAME_PATTERN, "not": {"enum": sorted(RESERVED_NAMES)}}
     construct_shaped = {"allOf": [{"propertyNames": {"enum": list(CONSTRUCT_KEYS)}},  # validate's _is_construct
                                   {"anyOf": [{"required": [k]} for k in ("body", "concat", "add")]}]}
     return {
@@ -84,4 +100,18 @@ def _draft7(node: Any) -> Any:
     node = {k: _draft7(v) for k, v in node.items() if not (k == "default" and v is None)}
     if "$ref" in node and len(node) > 1:
         node = {"allOf": [{"$ref": node.pop("$ref")}], **node}
+    return node
+
+
+def _pattern_messages(node: Any) -> Any:
+    """Give every `pattern` its message in words (PATTERN_MESSAGES), under both keywords editors read."""
+    if isinstance(node, list):
+        return [_pattern_messages(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _pattern_messages(v) for k, v in node.items()}
+    pattern = node.get("pattern")
+    message = PATTERN_MESSAGES.get(pattern) if isinstance(pattern, str) else None  # not a property named "pattern"
+    if message:  # a test checks that every pattern has one
+        node.update(patternErrorMessage=message, errorMessage=message)
     return node

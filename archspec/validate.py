@@ -85,19 +85,29 @@ class _Validator:
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            wrong: dict[YamlPath, list[str]] = {}
+            wrong: dict[YamlPath, list[Any]] = {}
             for err in exc.errors():
                 loc = _data_path(raw, err["loc"], keep_last=err["type"] in ("missing", "extra_forbidden"))
                 if err["type"] in ("missing", "extra_forbidden"):
                     self._key_error(cls, err["type"], loc, path)
                 else:  # a union reports one error per member: say them once, together
-                    wrong.setdefault(loc, []).append(err["msg"].lower())
-            for loc, msgs in wrong.items():
-                full = path + loc
-                msg = msgs[0] + "".join(" or " + m.removeprefix("input should be ") for m in msgs[1:])
-                self.diags.error("wrong-type", f"'{_dotted(full)}': {msg}", loc=self.src.loc(full),
-                                 path=_dotted(full), found=_short(_get(raw, loc)))
+                    wrong.setdefault(loc, []).append(err)
+            for loc, errs in wrong.items():
+                self._wrong_value(path + loc, _get(raw, loc), errs)
             return None
+
+    def _wrong_value(self, full: YamlPath, value: Any, errs: list[Any]) -> None:
+        """One `wrong-type` for a value pydantic refused: the path once, what goes there, what was written."""
+        expected = list(dict.fromkeys(_expected(e) for e in errs))
+        kind = _kind(value)
+        is_type = all(e["type"].endswith(("_type", "_parsing")) for e in errs)
+        hint = None
+        if isinstance(value, str) and any(e["type"].startswith(("int_", "float_")) for e in errs) \
+                and re.fullmatch(r"[-+]?[0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?", value.strip()):
+            hint = "a quoted number is a string: write it without quotes (and without _, which YAML 1.2 reads as text)"
+        self.diags.error("wrong-type", "wrong type of value" if is_type else "value not allowed",
+                         loc=self.src.loc(full), path=_dotted(full), expected=_or(expected),
+                         found=f"{_short(value)} ({kind})", hint=hint)
 
     def _key_error(self, cls: type[BaseModel], kind: str, loc: YamlPath, path: YamlPath) -> None:
         full = path + loc
@@ -411,6 +421,43 @@ def _fields(cls: type[BaseModel], loc: tuple) -> dict:
 
 def _dotted(path: YamlPath) -> str:
     return ".".join(str(p) for p in path)
+
+
+_EXPECTED = {
+    "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
+    "bool_type": "true or false", "bool_parsing": "true or false",
+    "float_type": "a number", "float_parsing": "a number",
+    "string_type": "a string", "list_type": "a list", "dict_type": "a mapping", "model_type": "a mapping",
+    "greater_than_equal": "a number ≥ {ge}", "greater_than": "a number > {gt}",
+    "less_than_equal": "a number ≤ {le}", "less_than": "a number < {lt}",
+    "too_short": "at least {min_length} items", "too_long": "at most {max_length} items",
+    "literal_error": "{expected}", "string_pattern_mismatch": "a string matching {pattern}",
+}
+"""What a value must be, in words, for each pydantic error type a spec can hit; others keep pydantic's words."""
+
+
+def _expected(err: Any) -> str:
+    template = _EXPECTED.get(err["type"])
+    if template is None:
+        return str(err["msg"]).lower().removeprefix("input should be ")
+    try:
+        return template.format(**err.get("ctx", {}))
+    except (KeyError, IndexError):
+        return str(err["msg"]).lower().removeprefix("input should be ")
+
+
+def _kind(value: Any) -> str:
+    """A YAML value's type in words."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__)
+
+
+def _or(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _short(value: Any) -> str:

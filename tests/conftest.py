@@ -1,4 +1,9 @@
-"""Shared fixtures: paths and small helpers for writing specs in tests."""
+"""Shared fixtures: paths and small helpers for writing specs in tests; which tests are `slow`.
+
+`pytest -m "not slow"` is the quick loop while editing (README.md says how long each takes); CI runs everything.
+A test is marked slow where it is written (`@pytest.mark.slow`) or, for the heaviest parametrized and
+documentation tests, by SLOW below, which `--durations` decides: what took 5 s or more on a 2-core machine.
+"""
 
 from __future__ import annotations
 
@@ -37,3 +42,54 @@ def full_disk(tmp_path: Path):
         yield folder
     finally:
         subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+SLOW = (
+    # parity and export of the large zoo networks (a minute or more each on 2 cores)
+    "tests/backends/test_onnx.py::test_onnxruntime_gives_the_modules_outputs_at_any_batch",
+    "tests/backends/test_onnx.py::test_heads_kept_at_inference_are_named_outputs",
+    "tests/backends/test_onnx.py::test_opset_and_a_valid_model",
+    "tests/backends/test_onnx.py::test_training_only_heads_are_left_out",
+    "tests/backends/test_python_source.py::test_emitted_file_runs_without_archspec_and_matches",
+    "tests/backends/test_torch_fx.py::test_googlenet_without_aux_heads_equals_torchvision_aux_logits_false",
+    "tests/backends/test_torch_fx.py::test_googlenet_training_outputs_equal_torchvision_with_aux_heads",
+    "tests/backends/test_torch_fx.py::test_googlenet_export_accepts_eval_module",
+    "tests/backends/test_torch_fx.py::test_torch_compile_small_spec",
+    "tests/zoo/test_timm.py::",
+    "tests/zoo/test_inception_v3.py::test_state_dicts_match",
+    "tests/zoo/test_googlenet_cifar.py::test_a_few_sgd_steps_lower_the_loss",
+    "tests/zoo/test_googlenet_cifar.py::test_seed_model_loads_and_gives_the_same_outputs",
+    "tests/test_zoo.py::test_smallest_input_works_in_torch_and_one_less_fails[inception_resnet_v2-",
+    "tests/test_zoo.py::test_shapes_of_every_node_equal_torch_on_meta[inception_resnet_v2]",
+    *(f"tests/passes/test_optimize.py::test_outputs_unchanged[{spec}.yaml-" for spec in (
+        "googlenet", "googlenet_paper", "googlenet_cifar", "bn_inception", "inception_v3", "inception_v4",
+        "inception_resnet_v2")),
+    "tests/passes/test_optimize.py::test_compile_and_export_accept_the_optimized_module",
+    "tests/passes/test_separable_maxpool.py::test_googlenet_pools_are_replaced_and_export_sees_a_max_pool",
+    "tests/cli/test_build_output.py::test_onnx_output_runs_in_onnxruntime",
+    "tests/cli/test_build_output.py::test_torchvision_state_dict_loads_with_weights",
+    "tests/test_weights.py::test_round_trip_pt_to_safetensors_to_build",
+    "tests/test_weights.py::test_torchvision_state_dict_loads_and_gives_its_outputs",
+    "tests/examples/test_train.py::test_one_epoch_writes_metrics_and_a_checkpoint_and_resume_continues",
+    "tests/examples/test_examples.py::test_example_runs_and_prints_its_results[load_torchvision.py]",
+    # training steps
+    "tests/test_training.py::test_a_few_steps_lower_the_loss_every_aux_head_gets_gradients_and_eval_gives_main_only",
+    "tests/test_training.py::test_weights_are_found_inside_torch_compile_and_ddp_wrappers",
+    # documentation whose examples build, train or export networks
+    "tests/test_doc_snippets.py::test_python_blocks_run[README.md]",
+    "tests/test_doc_snippets.py::test_python_blocks_run[docs/tutorial-training.md]",
+    "tests/test_doc_snippets.py::test_python_blocks_run[docs/tutorial-mnist.md]",
+    "tests/test_doc_snippets.py::test_python_blocks_run[docs/export.md]",
+    "tests/test_doc_snippets.py::test_python_blocks_run[docs/optimize.md]",
+    "tests/test_doc_snippets.py::test_python_blocks_run[docs/python-source.md]",
+)
+"""Node-id prefixes of slow tests (in files whose other tests are quick)."""
+SLOW_COMMANDS = ("archspec build ", "archspec profile ", " --deep")
+"""Documented commands that import torch: tests/test_docs.py runs each in a process of its own (seconds each)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        documented = item.nodeid.startswith("tests/test_docs.py::test_documented_commands")
+        if item.nodeid.startswith(SLOW) or (documented and any(c in item.nodeid for c in SLOW_COMMANDS)):
+            item.add_marker(pytest.mark.slow)

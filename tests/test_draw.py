@@ -85,6 +85,30 @@ def test_depth_1_is_one_box_per_top_level_block(googlenet):
     assert labels["block.inception3a", "block.inception3b"] == "256×28×28"
 
 
+def test_labels_show_each_call_as_the_spec_writes_it(googlenet):
+    """Only the arguments the call gives, positional then by name: `cbr(64, 7, s=2, p=3)`, not `cbr(64, 7, 2, 3)`."""
+    overview = build_view(googlenet, depth=1)
+    assert overview.boxes["block.conv1"].lines[0] == "cbr(64, 7, s=2, p=3)"
+    full = build_view(googlenet)
+    titles = set()
+    stack = list(full.top)
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, str):
+            titles.add(item.title)
+            stack.extend(item.items)
+    assert {"branch1: cbr(64, 1)", "branch2/1: cbr(128, 3, p=1)", "conv1: cbr(64, 7, s=2, p=3)"} <= titles
+    assert not any(t.startswith("branch1: cbr(64, 1, ") for t in titles)
+
+
+def test_a_collapsed_box_puts_name_and_call_on_rows_of_their_own(googlenet):
+    """One row each, so that no SVG renderer runs the bold name into the call (`conv1cbr(...)`)."""
+    source = to_dot(googlenet, depth=1).source
+    line = next(s for s in source.splitlines() if s.lstrip().startswith('"block.conv1" ['))
+    rows = re.findall(r"<tr><td>(.*?)</td></tr>", line)
+    assert [re.sub(r"<[^>]+>", "", r) for r in rows] == ["conv1", "cbr(64, 7, s=2, p=3)", "64×112×112 · 9,536 params"]
+
+
 def test_depth_0_is_the_overview_too(googlenet):
     assert to_dot(googlenet, depth=0).source == to_dot(googlenet, depth=1).source
 
@@ -209,6 +233,17 @@ def test_svg_parses_as_xml(googlenet, tmp_path):
     assert sum(c == ["node", "block"] for c in classes) == len([u for u in units(googlenet) if "/" not in u])
     loose = [n for n in ops(googlenet) if "/" not in n and n not in googlenet.net.scopes]  # maxpool1, ..., fc
     assert sum(c[:2] == ["node", "op"] for c in classes) == len(loose) == 8
+
+
+@needs_dot
+def test_svg_puts_a_boxs_name_and_call_on_lines_of_their_own(googlenet, tmp_path):
+    """Each on its own baseline: a renderer that measures text otherwise than graphviz cannot run them together."""
+    svg = "{http://www.w3.org/2000/svg}"
+    root = ET.parse(render(googlenet, tmp_path / "g.svg", depth=1)).getroot()
+    node = next(g for g in root.iter(f"{svg}g") if g.findtext(f"{svg}title") == "block.conv1")
+    texts = {t.text: float(t.get("y", "nan")) for t in node.iter(f"{svg}text")}
+    assert set(texts) == {"conv1", "cbr(64, 7, s=2, p=3)", "64×112×112 · 9,536 params"}
+    assert len(set(texts.values())) == 3
 
 
 @needs_dot

@@ -115,3 +115,16 @@ def test_the_language_module_imports_no_stage_after_it():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not imported & {"validate", "expand", "graph", "infer", "pipeline", "check"}
+
+
+def test_wrong_type_names_its_path_once_and_says_what_was_expected_and_found():
+    (d,) = errors("body: relu\nexpect: {params: '12'}\n")
+    assert (d.code, d.path, d.message) == ("wrong-type", "expect.params", "wrong type of value")
+    assert (d.expected, d.found) == ("an integer", "'12' (a string)")
+    assert d.hint and "without quotes" in d.hint
+    assert d.render().splitlines()[0] == "t.yaml:5:18: error[wrong-type] expect.params: wrong type of value"
+    (d,) = errors("vars: {a: {x: 1}}\nbody: relu\n")
+    assert d.expected == "true or false, an integer, a number, a string or a list" and d.found == "{'x': 1} (a mapping)"
+    assert d.hint is None and d.message.count("vars.a") == 0
+    (d,) = errors("body: relu\nexpect: {params: -1}\n")
+    assert (d.message, d.expected, d.found) == ("value not allowed", "a number ≥ 0", "-1 (an integer)")

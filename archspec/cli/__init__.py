@@ -11,7 +11,8 @@
 
 Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error, 3 a bug in
 archspec (the traceback under `archspec --debug` or ARCHSPEC_DEBUG=1), 130 interrupted.
-Only `build` and `profile` import torch.
+Only `build`, `profile` and `check --deep` import torch, which the base install leaves out: without it they
+say which extra to install (`pip install 'archspec[torch]'`) and exit 2.
 """
 
 from __future__ import annotations
@@ -99,6 +100,12 @@ class ArchspecGroup(click.Group):
             fail(exc)
         except KeyboardInterrupt:
             ctx.exit(130)
+        except ModuleNotFoundError as exc:
+            extra = EXTRAS.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                report_bug(ctx)
+                ctx.exit(3)
+            missing_extra(ctx, exc.name or "", extra)
         except OSError as exc:
             if exc.errno == errno.EPIPE:  # output piped into `head`: click ends quietly
                 raise
@@ -108,6 +115,24 @@ class ArchspecGroup(click.Group):
         except Exception:
             report_bug(ctx)
             ctx.exit(3)
+
+
+EXTRAS = {"torch": "torch", "safetensors": "torch", "onnx": "export", "onnxscript": "export",
+          "onnxruntime": "export", "matplotlib": "profile"}
+"""The optional packages a verb may import, and the extra of pyproject.toml that installs each."""
+
+
+def missing_extra(ctx: click.Context, module: str, extra: str) -> NoReturn:
+    """A verb needs an optional package the install left out: say what to install; exit 2, no traceback."""
+    argv = ctx.meta.get("archspec.argv", [])
+    verb = " ".join([ctx.invoked_subcommand or "", *(a for a in argv if a == "--deep")]).strip()
+    lines = [f"error[missing-extra]: `archspec {verb}` needs {module}, which is not installed",
+             f"  = hint: pip install 'archspec[{extra}]'"]
+    if extra == "torch":
+        lines.append("  = note: on a machine without a GPU, CPU-only torch wheels are far smaller: "
+                     "pip install torch --index-url https://download.pytorch.org/whl/cpu")
+    click.echo("\n".join(lines), err=True)
+    ctx.exit(2)
 
 
 def report_bug(ctx: click.Context) -> None:

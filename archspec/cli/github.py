@@ -1,6 +1,8 @@
 """GitHub Actions workflow commands for diagnostics: errors shown on a pull request's lines.
 
-    ::error file=specs/bad.yaml,line=27,col=24,title=error[too-many-arguments]::mix: mixed() takes 3 arguments
+    ::error file=specs/bad.yaml,line=27,endLine=27,col=24,endColumn=25,title=error[too-many-arguments]::mix: ...
+
+The span is the one text mode underlines (`endColumn` exclusive, on the same line, as GitHub requires).
 
 Data is escaped as GitHub's toolkit does (`%`, CR, LF), properties also `:` and `,`.
 """
@@ -25,7 +27,9 @@ def workflow_command(diag: Diagnostic, file: str) -> str:
     """`::error` or `::warning` for one diagnostic; `file` is the spec's when the diagnostic has no location."""
     props = {"file": diag.loc.file if diag.loc else file}
     if diag.loc:
-        props.update(line=str(diag.loc.line), col=str(diag.loc.col))
+        # endColumn is exclusive, as GitHub reads it: the columns text mode underlines are col .. col + span - 1
+        props.update(line=str(diag.loc.line), endLine=str(diag.loc.line), col=str(diag.loc.col),
+                     endColumn=str(diag.loc.col + max(diag.span, 1)))
     props["title"] = f"{diag.severity}[{diag.code}]"
     head = f"{diag.path}: {diag.message}" if diag.path else diag.message
     details = diag.render().splitlines()[1:]  # expected, found, notes, hint (no source excerpt without sources)

@@ -57,16 +57,19 @@ def box_attrs(box: Box) -> dict[str, str]:
 
 
 def _label(box: Box, marker: bool) -> str:
-    """Ops: their description, as plain text. Blocks: bold name and label over a small line of shape and
-    params. Markers: a bold title over small lines, white on dark (dark on white if training only)."""
+    """Ops: their description, as plain text. Blocks: bold name, the call under it, and a small line of shape and
+    params. Markers: a bold title over small lines, white on dark (dark on white if training only).
+
+    Name and call are rows of their own: on one row, SVG renderers other than graphviz's own measure the bold
+    name differently and run the two together (`conv1cbr(...)`).
+    """
     ink = "#ffffff" if marker and not box.dashed else INK
     if box.kind not in ("block", "input", "output"):
         return box.title
-    first, rest = f"<b>{escape(box.title)}</b>", list(box.lines)
+    rows, rest = [f'<font color="{ink}"><b>{escape(box.title)}</b></font>'], list(box.lines)
     if box.kind == "block" and rest:
-        label = rest.pop(0)
-        first += f"  {escape(label)}" if label else ""
-    rows = [f'<font color="{ink}">{first}</font>']
+        call = rest.pop(0)
+        rows += [f'<font color="{ink}">{escape(call)}</font>'] if call else []
     rows += [f'<font color="{ink}" point-size="{SMALL}">{escape(line)}</font>' for line in rest]
     return ('<<table border="0" cellborder="0" cellpadding="0" cellspacing="2">'
             + "".join(f"<tr><td>{row}</td></tr>" for row in rows) + "</table>>")

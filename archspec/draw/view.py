@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import did_you_mean
 from ..infer import TypedGraph
-from ..ir import INPUT, Scope, parent
+from ..ir import INPUT, Scope, parent, written_call
 from ..ops import REGISTRY
 from ..ops.common import fmt_shape
 
@@ -179,8 +179,14 @@ class _Builder:
         return Box(name, op.kind, op.describe(node.attrs), (), node.train_only, name)
 
     def _label(self, unit: Scope, name: str) -> str:
-        """The unit's label, or '' when it only repeats the name (`mixed_5b: mixed_5b()`)."""
+        """The unit's call as the spec writes it (`cbr(64, 1)`, `block35(0.17) ×10`), or its kind; '' when it
+        only repeats the name (`mixed_5b: mixed_5b()`)."""
         label = self.net.describe(unit)
+        if unit.block is not None:
+            label = written_call(unit)
+        elif unit.kind == "repeat" and unit.children and (first := self.net.scopes.get(unit.children[0])) \
+                and first.block is not None:
+            label = f"{written_call(first)} ×{unit.repeat}"
         return "" if label in (name, f"{name}()") else label
 
     def _shape(self, name: str) -> str:

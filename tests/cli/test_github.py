@@ -36,10 +36,21 @@ def test_one_annotation_per_diagnostic_at_its_line_and_column(tmp_path):
     result = CliRunner().invoke(main, ["check", "--format", "github", str(good), str(bad)])
     assert result.exit_code == 1
     commands = [line for line in result.stdout.splitlines() if line.startswith("::")]
-    assert commands == [f"::error file={escape_property(str(bad))},line=27,col=24,title=error[too-many-arguments]"
+    assert commands == [f"::error file={escape_property(str(bad))},line=27,endLine=27,col=24,endColumn=25,"
+                        "title=error[too-many-arguments]"
                         "::mix: mixed() takes 3 arguments%0A  = expected: mixed(a, b, c)%0A  = found:    4 arguments"
                         f"%0A  = note: {bad}:14:3: 'mixed' is defined here"]
     assert f"ok    {good}" in result.stdout and result.stderr == ""
+
+
+def test_the_annotation_spans_the_columns_text_mode_underlines(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(TINY.replace("mix: mixed(8, 8, 16)", "mix: mixd(8, 8, 16)"))
+    text = CliRunner().invoke(main, ["check", str(bad)])
+    assert "27 |   mix: mixd(8, 8, 16)\n   |        ^^^^\n" in text.stderr
+    github = CliRunner().invoke(main, ["check", "--format", "github", str(bad)])
+    command = next(line for line in github.stdout.splitlines() if line.startswith("::"))
+    assert ",line=27,endLine=27,col=8,endColumn=12,title=error[unknown-op]::" in command  # endColumn exclusive
 
 
 def test_good_specs_print_no_annotation():
@@ -49,8 +60,8 @@ def test_good_specs_print_no_annotation():
 
 def test_warnings_and_unlocated_faults():
     warn = Diagnostic("unused-node", "x: nothing reads it", loc=Location("a,b.yaml", 2, 3), severity="warning")
-    assert workflow_command(warn, "a,b.yaml") == ("::warning file=a%2Cb.yaml,line=2,col=3,title=warning[unused-node]"
-                                                  "::x: nothing reads it")
+    assert workflow_command(warn, "a,b.yaml") == ("::warning file=a%2Cb.yaml,line=2,endLine=2,col=3,endColumn=4,"
+                                                  "title=warning[unused-node]::x: nothing reads it")
     bare = Diagnostic("file-not-found", "cannot read spec file: No such file or directory", found="x.yaml")
     assert workflow_command(bare, "x.yaml") == ("::error file=x.yaml,title=error[file-not-found]::cannot read spec "
                                                 "file: No such file or directory%0A  = found:    x.yaml")
