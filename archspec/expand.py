@@ -667,8 +667,9 @@ class _Expander:
                 continue
             todo.pop()
             assert node is not None
-            ins = [self.shapes.get(s) for s in srcs]  # type: ignore[arg-type]
-            if any(i is None for i in ins):  # an input failed (or a cycle): its fault is reported there
+            known = [self.shapes.get(s) for s in srcs]  # type: ignore[arg-type]
+            ins: list[tuple[int, ...]] = [i for i in known if i is not None]
+            if len(ins) != len(known):  # an input failed (or a cycle): its fault is reported there
                 self.shapes[n] = None
                 continue
             try:

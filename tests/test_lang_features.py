@@ -101,7 +101,8 @@ def test_callee_from_a_variable():
 
 def test_unknown_callee_names_the_variable():
     (d,) = errors("vars: {act: rleu}\nbody: ['conv(4, 1)', $act]\n")
-    assert d.code == "unknown-op" and "(the value of $act)" in d.message and (d.hint or "").startswith("did you mean 'relu'")
+    assert d.code == "unknown-op" and "(the value of $act)" in d.message
+    assert (d.hint or "").startswith("did you mean 'relu'")
     assert str(d.loc) == "t.yaml:5:22"
     (d,) = errors("vars: {act: 3}\nbody: ['conv(4, 1)', $act]\n")
     assert d.code == "unknown-op" and d.found == "3"
@@ -135,7 +136,8 @@ def test_name_pattern_faults(text, code):
 def test_splice_flattens_into_the_enclosing_list():
     text = ("blocks:\n  cr: {params: [c], body: ['conv($c, 3, p=1)', relu]}\n"
             "body:\n  features:\n    - {repeat: 2, splice: 'cr(4)'}\n    - maxpool(2, s=2)\n    - {splice: 'cr(8)'}\n"
-            "    - {splice: [relu, {splice: [relu]}]}\n    - {splice: relu, when: false}\n    - {name: last, body: relu}\n")
+            "    - {splice: [relu, {splice: [relu]}]}\n    - {splice: relu, when: false}\n"
+            "    - {name: last, body: relu}\n")
     typed = compile_(text)
     assert list(typed.net.nodes)[1:] == [f"features/{i}" for i in range(9)] + ["features/last"]
     assert [typed.net.nodes[f"features/{i}"].op for i in range(9)] == \
@@ -168,8 +170,9 @@ def test_name_override_and_from_path_to_it():
 
 
 def test_torch_registers_names_with_dashes():
-    model = archspec.build(archspec.loads(HEAD + "body:\n  trunk:\n    - {name: block1-0, body: 'conv(4, 3, p=1)'}\n"
-                                          "    - {name: '2', body: relu}\n  heads: global_avgpool\n  flat: flatten\n  fc: linear(3)\n", "t.yaml"))
+    text = ("body:\n  trunk:\n    - {name: block1-0, body: 'conv(4, 3, p=1)'}\n    - {name: '2', body: relu}\n"
+            "  heads: global_avgpool\n  flat: flatten\n  fc: linear(3)\n")
+    model = archspec.build(archspec.loads(HEAD + text, "t.yaml"))
     import torch
 
     assert "trunk.block1-0.weight" in model.state_dict() and "heads" in dict(model.named_children())

@@ -70,7 +70,8 @@ def test_resnet18_loads_torchvisions_state_dict_strictly_and_agrees(resnet18: Pa
 
 def test_own_definitions_override_imported_ones(resnet18: Path):
     text = RESNET18 + "blocks:\n  basic:\n    params: [planes, s=1]\n    body: 'conv($planes, 3, s=$s, p=1)'\n"
-    resnet18.write_text(text.replace("  variant: resnet18\n", "  variant: resnet18\n  depths: {resnet18: [1, 1, 1, 1]}\n"))
+    depths = "  variant: resnet18\n  depths: {resnet18: [1, 1, 1, 1]}\n"
+    resnet18.write_text(text.replace("  variant: resnet18\n", depths))
     typed = archspec.compile(resnet18)
     assert "layer1/0" in typed.net.nodes and "layer2/1" not in typed.net.nodes
 
