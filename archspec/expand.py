@@ -26,6 +26,7 @@ from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, paren
 from .ops import REGISTRY, Op, ShapeError
 from .ops.common import fmt_shape
 from .spec import ITEM_PATTERN, BlockDef, CallLayer, Construct, HeadDef, Layer, Pattern, SeqLayer, Spec
+from .validate import RESERVED_NAMES
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
@@ -339,8 +340,6 @@ class _Expander:
 
     def pattern(self, p: Pattern, env: dict, number: int | None, path: str) -> str | None:
         """The name a `name:` or `names:` pattern gives; None if it fails (reported)."""
-        from .validate import RESERVED_NAMES
-
         text = ""
         for part in p.parts:
             if isinstance(part, str):
