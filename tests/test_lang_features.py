@@ -183,3 +183,14 @@ def test_heads_is_a_node_name_and_reserved_names_are_refused():
     assert "heads" in compile_("body:\n  heads: relu\n").net.nodes
     diags = errors("body:\n  forward: relu\n")
     assert diags[0].code == "reserved-name" and "train_graph" in (diags[0].expected or "")
+
+
+def test_a_merge_argument_may_quote_a_name_with_a_dash():
+    typed = compile_("body:\n  trunk:\n    - {name: block1-0, body: 'conv(3, 1)'}\n  out: \"add('trunk', input)\"\n")
+    assert typed.graph.inputs["out"] == ["trunk/block1-0", "input"]
+
+
+def test_when_on_a_block_definition_makes_its_instances_optional():
+    typed = compile_("blocks:\n  se: {params: [use], when: $use, body: 'conv($in.c, 1)'}\n"
+                     "body:\n  a: conv(4, 1)\n  b: se(false)\n  c: se(true)\n  d: add(b, c)\n")
+    assert "b" not in typed.net.nodes and typed.graph.inputs["c"] == ["a"] and typed.graph.inputs["d"] == ["a", "c"]
