@@ -93,6 +93,14 @@ def test_import_faults_are_located(resnet18: Path, target: str, code: str, fragm
     assert str(diags[0].loc) == f"{resnet18}:2:9"
 
 
+def test_a_link_named_yaml_to_another_file_is_refused(resnet18: Path):
+    (resnet18.parent / "notes.txt").write_text("secret")
+    (resnet18.parent / "notes.yaml").symlink_to(resnet18.parent / "notes.txt")
+    resnet18.write_text(RESNET18.replace("lib/resnet_lib.yaml", "notes.yaml"))
+    (d,) = _errors(resnet18).diagnostics
+    assert d.code == "bad-import" and "not a spec file" in d.message
+
+
 def test_import_cycle(tmp_path: Path):
     (tmp_path / "a.yaml").write_text("archspec: 1\nimport: b.yaml\n")
     (tmp_path / "b.yaml").write_text("archspec: 1\nimport: [a.yaml]\n")
