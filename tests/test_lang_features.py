@@ -86,7 +86,10 @@ def test_in_after_a_failed_shape_rule_reports_that_fault_once():
 
 
 def test_in_outside_a_block_is_an_unknown_variable():
-    assert [d.code for d in errors("body: conv($in.c, 1)\n")] == ["unknown-variable"]
+    (d,) = errors("body: conv($in.c, 1)\n")
+    assert d.code == "unknown-variable" and "inside a block" in (d.hint or "") and str(d.loc) == "t.yaml:4:12"
+    (d,) = errors("body: conv($i + 1, 1)\n")
+    assert d.code == "unknown-variable" and "repeat:" in (d.hint or "")
 
 
 def test_callee_from_a_variable():
