@@ -3,7 +3,7 @@
 The fixed-shape parts come from the pydantic models in spec.py (`model_json_schema`); the
 recursive layer grammar, which validate.py walks by hand, is added here as far as JSON Schema
 can say it: a call is a string `name(args)`, a sequence a list or mapping of layers, a construct
-a mapping with exactly one of body, concat or add. Written for JSON Schema draft-07, the draft
+a mapping with exactly one of body, splice, concat or add. Written for JSON Schema draft-07, the draft
 editors' YAML language servers support. `archspec schema` prints it; torch-free.
 """
 
@@ -14,12 +14,22 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .ops import REGISTRY
-from .spec import CONSTRUCT_KEYS, NAME_PATTERN, REF_PATTERN, BlockModel, ConstructModel, HeadModel, SpecModel
+from .spec import (
+    CONSTRUCT_KEYS,
+    ITEM_PATTERN,
+    KINDS,
+    NAME_PATTERN,
+    REF_PATTERN,
+    BlockModel,
+    ConstructModel,
+    HeadModel,
+    SpecModel,
+)
 from .validate import RESERVED_NAMES
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
-CALL_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*(\([\s\S]*\))?\s*$"
-"""A layer call: an op or block name, then optionally its arguments in parentheses."""
+CALL_PATTERN = r"^\s*\$?[A-Za-z_][A-Za-z0-9_]*\s*(\([\s\S]*\))?\s*$"
+"""A layer call: an op or block name (or `$variable` holding one), then optionally its arguments in parentheses."""
 NODE_NAME_PATTERN = "^[A-Za-z][A-Za-z0-9_]*$"
 """A key of a mapping of layers: a module name in the built network."""
 SPEC_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
@@ -29,6 +39,7 @@ PATTERN_MESSAGES = {
     CALL_PATTERN: "a call: name(args), e.g. conv(64, 3, s=2), or a bare name such as relu",
     NODE_NAME_PATTERN: "a node name: a letter, then letters, digits and _, e.g. branch1",
     NAME_PATTERN: "a name: a letter or _, then letters, digits and _, e.g. inception",
+    ITEM_PATTERN: "a node name: letters, digits, _ and -, e.g. block1-0",
     REF_PATTERN: "a node reference: a name, a list index or a path of them joined by /, e.g. inception4a/branch2",
     SPEC_NAME_PATTERN: "the network's name: letters, digits, _ and -, e.g. googlenet",
 }
@@ -54,8 +65,15 @@ def _layer_grammar() -> dict[str, Any]:
     ops = sorted(REGISTRY)
     node_names = {"pattern": NODE_NAME_PATTERN, "not": {"enum": sorted(RESERVED_NAMES)}}
     construct_shaped = {"allOf": [{"propertyNames": {"enum": list(CONSTRUCT_KEYS)}},  # validate's _is_construct
-                                  {"anyOf": [{"required": [k]} for k in ("body", "concat", "add")]}]}
+                                  {"anyOf": [{"required": [k]} for k in KINDS]}]}
     return {
+        "VarValue": {
+            "description": "a number, true/false, null, a string (an expression over earlier vars; a bare word is "
+                           "itself), or a list or mapping of values (a table, read as $t[i] or $t[key])",
+            "anyOf": [{"type": ["number", "boolean", "string", "null"]},
+                      {"type": "array", "items": {"$ref": "#/definitions/VarValue"}},
+                      {"type": "object", "additionalProperties": {"$ref": "#/definitions/VarValue"}}],
+        },
         "Call": {
             "type": "string", "pattern": CALL_PATTERN,
             "description": "a call of an op or a block: name(positional, ..., key=value), or a bare name without "
@@ -65,7 +83,7 @@ def _layer_grammar() -> dict[str, Any]:
         },
         "Layer": {
             "description": "a layer: a call such as conv(64, 3), a list of layers (run in order), a mapping of "
-                           "names to layers (run in order, named), or a construct (body, concat or add)",
+                           "names to layers (run in order, named), or a construct (body, splice, concat or add)",
             "anyOf": [
                 {"$ref": "#/definitions/Call"},
                 {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Layer"},

@@ -18,7 +18,7 @@ import archspec
 from archspec.cli import main
 from archspec.errors import Diagnostic
 from archspec.expand import MAX_NESTING, MAX_NODES
-from archspec.expr import MAX_DEPTH, MAX_HEIGHT, ExprError, parse_call
+from archspec.expr import MAX_DEPTH, ExprError, parse_call
 from archspec.infer import MAX_MIN_INPUT, min_input, search_min_input
 from archspec.ops.common import MAX_ELEMENTS, MAX_PARAMS, MAX_SIZE
 
@@ -58,9 +58,9 @@ def test_deep_expressions_are_bad_expressions(tmp_path, inner):
 
 def test_expression_depth_limits_are_generous():
     parse_call("f(" + "(" * (MAX_DEPTH - 2) + "1" + ")" * (MAX_DEPTH - 2) + ")")
-    parse_call("f(" + "+".join(["$a"] * (MAX_HEIGHT - 1)) + ")")
-    with pytest.raises(ExprError, match=f"deeper than {MAX_HEIGHT} operators"):
-        parse_call("f(" + "+".join(["$a"] * (MAX_HEIGHT + 2)) + ")")
+    parse_call("f(" + "+".join(["$a"] * (MAX_DEPTH - 2)) + ")")
+    with pytest.raises(ExprError, match=f"deeper than {MAX_DEPTH}"):
+        parse_call("f(" + "+".join(["$a"] * (MAX_DEPTH + 2)) + ")")
 
 
 # -- sizes -------------------------------------------------------------------------
