@@ -7,7 +7,8 @@ from typing import Annotated
 from pydantic import Field
 
 from .common import Pos, fmt_shape, need_chw
-from .registry import Attrs, Op, Shape, ShapeError, register
+from .registry import Attrs, Op, Shape, ShapeError, SourceArgs, SourceForm, register
+from .source import ctor, required
 
 
 class BatchNormAttrs(Attrs):
@@ -31,11 +32,16 @@ def _bn_emit(a: BatchNormAttrs, ins: list[Shape]):
     return cls(ins[0][0], eps=a.eps, momentum=a.momentum, affine=a.affine)
 
 
+def _bn_source(a: SourceArgs) -> SourceForm:
+    cls = "nn.BatchNorm2d" if len(a.ins[0]) == 3 else "nn.BatchNorm1d"
+    return SourceForm(module=ctor(cls, a, [a.in_ch()], {"eps": "eps", "momentum": "momentum", "affine": "affine"}))
+
+
 register(Op(
     name="bn", attrs=BatchNormAttrs, infer=_bn_infer, emit=_bn_emit, kind="norm",
     params=lambda a, ins, out: 2 * ins[0][0] if a.affine else 0,
     buffer_bytes=lambda a, ins: 2 * 4 * ins[0][0] + 8,  # float32 running mean and variance, int64 step count
-    label=lambda a: "bn" if a.eps == 1e-5 else f"bn eps={a.eps:g}",
+    label=lambda a: "bn" if a.eps == 1e-5 else f"bn eps={a.eps:g}", source=_bn_source, torch_modules=("BatchNorm",),
     doc="Batch normalisation over channels (BatchNorm2d for C×H×W, BatchNorm1d for F). "
         "Its running mean and variance are buffers, not parameters.",
 ))
@@ -60,8 +66,13 @@ def _lrn_emit(a: LRNAttrs, ins: list[Shape]):
     return nn.LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k)
 
 
+def _lrn_source(a: SourceArgs) -> SourceForm:
+    keywords = {"alpha": "alpha", "beta": "beta", "k": "k"}
+    return SourceForm(module=ctor("nn.LocalResponseNorm", a, [required(a, "size")], keywords))
+
+
 register(Op(
     name="lrn", attrs=LRNAttrs, infer=_lrn_infer, emit=_lrn_emit, kind="norm",
-    label=lambda a: f"lrn {a.size}",
+    label=lambda a: f"lrn {a.size}", source=_lrn_source, torch_modules=("LocalResponseNorm",),
     doc="Local response normalisation across channels, as Caffe's LRN (alpha is divided by size).",
 ))
