@@ -1,4 +1,4 @@
-"""`linear`, `flatten` and `dropout`."""
+"""`linear`, `flatten`, `dropout` and `drop_path`."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .registry import (
     channels_last,
     register,
 )
-from .source import call, ctor, required, times
+from .source import call, ctor, helper, required, times
 
 
 class LinearAttrs(Attrs):
@@ -118,4 +118,27 @@ register(Op(
     name="dropout", attrs=DropoutAttrs, infer=same_shape, emit=_dropout_emit, source=_dropout_source,
     kind="regularize", label=lambda a: f"dropout {a.p:g}", torch_modules=("Dropout",),
     doc="Dropout with probability `p` (active in training mode only).",
+))
+
+
+class DropPathAttrs(Attrs):
+    p: Annotated[float, Field(ge=0, le=1)]
+
+
+def _drop_path_emit(a: DropPathAttrs, ins: list[Shape]):
+    from .modules import DropPath
+
+    return DropPath(a.p)
+
+
+def _drop_path_source(a: SourceArgs) -> SourceForm:
+    return SourceForm(module=call("DropPath", [required(a, "p")]), helpers=(helper("DropPath"),))
+
+
+register(Op(
+    name="drop_path", attrs=DropPathAttrs, infer=same_shape, emit=_drop_path_emit, source=_drop_path_source,
+    kind="regularize", label=lambda a: f"drop path {a.p:g}", torch_modules=("DropPath",),
+    doc="Stochastic depth (torchvision's StochasticDepth(p, \"row\")): in training, each sample's whole tensor "
+        "is zeroed with probability `p` and the kept ones scaled by 1 / (1 − p); the identity in eval. Put it on "
+        "a residual branch, before the `add`.",
 ))

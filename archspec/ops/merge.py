@@ -102,13 +102,18 @@ def product(*xs: Any) -> Any:
 
 
 def _add_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
-    """Inputs of one rank → their broadcast shape: along each axis the sizes are equal, or 1 and stretched
-    (as in torch). Refuses other sizes, inputs of different ranks and of different layouts."""
-    return broadcast("add", ins)
+    """Inputs of one shape (and layout) → that shape. Refuses inputs whose shapes differ: unlike `mul`, it
+    does not broadcast, since a residual connection whose shapes differ is a mistake in a spec."""
+    if any(s != ins[0] for s in ins):
+        raise ShapeError("add inputs differ in shape", expected="equal shapes", found=_shapes(ins),
+                         hint="to scale by a C×1×1 gate, use `mul`")
+    return ins[0]
 
 
 def _mul_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
-    """Inputs of one rank → their broadcast shape, as `add`: a C×1×1 gate times C×H×W gives C×H×W."""
+    """Inputs of one rank and layout → their broadcast shape, as torch broadcasts: along each axis the sizes
+    are equal, or 1 and stretched (a C×1×1 gate times C×H×W gives C×H×W). Refuses other sizes, and inputs
+    of different ranks or layouts."""
     return broadcast("mul", ins)
 
 
@@ -116,8 +121,8 @@ register(Op(
     name="add", attrs=NoAttrs, infer=_add_infer, arity=None, kind="merge",
     emit=lambda a, ins: FunctionCall(operator.add if len(ins) == 2 else sum_all),
     source=lambda a: SourceForm(call=lambda xs: " + ".join(xs)),
-    doc="Element-wise sum (a residual connection): an `add:` construct, or `add(residual, input)` with the "
-        "names of its inputs. Sizes of 1 broadcast, as in torch.",
+    doc="Element-wise sum of inputs of equal shape (a residual connection): an `add:` construct, or "
+        "`add(residual, input)` with the names of its inputs.",
 ))
 register(Op(
     name="mul", attrs=NoAttrs, infer=_mul_infer, arity=None, kind="merge",

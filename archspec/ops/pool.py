@@ -1,4 +1,4 @@
-"""Pooling: `maxpool`, `avgpool`, `adaptive_avgpool`, `adaptive_maxpool`, `global_avgpool`."""
+"""Pooling: `maxpool`, `avgpool`, `adaptive_avgpool`, `adaptive_maxpool`, `global_avgpool`, `mean`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BeforeValidator, Field
 
 from .common import NonNegPair, Pos, PosPair, check_spatial, fmt_pair, fmt_window, need_chw, pool_size, to_pair
-from .registry import Attrs, NoAttrs, Op, Shape, ShapeError, SourceArgs, SourceForm, register
+from .registry import Attrs, FunctionCall, NoAttrs, Op, Shape, ShapeError, SourceArgs, SourceForm, register
 from .source import ctor, required
 
 _K = Field(validation_alias=AliasChoices("k", "kernel", "kernel_size"))
@@ -178,4 +178,23 @@ register(Op(
     emit=_emit_global, label=lambda a: "global avgpool",
     source=lambda a: SourceForm(module="nn.AdaptiveAvgPool2d(1)"),
     doc="Average over all of H×W, giving C×1×1 (adaptive average pooling to 1×1).",
+))
+
+
+def _mean_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C (flat): the mean over H×W."""
+    return (need_chw("mean", ins[0])[0],)
+
+
+def _mean_emit(a: NoAttrs, ins: list[Shape]) -> FunctionCall:
+    import torch
+
+    return FunctionCall(torch.mean, {"dim": [2, 3]})
+
+
+register(Op(
+    name="mean", attrs=NoAttrs, kind="pool", infer=_mean_infer, emit=_mean_emit, label=lambda a: "mean H×W",
+    source=lambda a: SourceForm(call=lambda xs: f"{xs[0]}.mean([2, 3])"),
+    doc="The mean over H×W, flat: `x.mean([2, 3])` as MNASNet and ShuffleNetV2 write it. It equals "
+        "`global_avgpool` then `flatten` up to float rounding (1e-6), without the module.",
 ))
