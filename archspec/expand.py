@@ -13,8 +13,8 @@ forward references, cycles and unknown names are all reported in one place.
 
 from __future__ import annotations
 
-import sys
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
