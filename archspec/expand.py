@@ -179,7 +179,8 @@ class _Expander:
             known = list(REGISTRY) + list(self.spec.blocks)
             self.diags.error("unknown-op", f"unknown op or block '{name}'", loc=layer.loc_at(layer.call.pos),
                              path=path or None, span=len(name), found=name,
-                             hint=did_you_mean(name, known) or "ops: " + ", ".join(sorted(REGISTRY)))
+                             hint=(did_you_mean(name, known) or "ops: " + ", ".join(sorted(REGISTRY)))
+                             + "; an op of a plugin needs the plugin loaded: --plugin MODULE (docs/plugins.md)")
             return None
         return self.primitive(op, layer, path, inp, env, trace)
 
