@@ -18,6 +18,7 @@ import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from .ops.registry import REGISTRY, Attrs, DuplicateOpError, Op
 
@@ -40,7 +41,7 @@ class Plugin:
 class PluginError(Exception):
     """A plugin that cannot be loaded; names the plugin, where it was named, and why."""
 
-    def __init__(self, code: str, plugin: str, origin: str, message: str, hint: str | None = None):
+    def __init__(self, plugin: str, origin: str, message: str, hint: str | None = None, *, code: str):
         super().__init__(f"plugin '{plugin}' ({origin}): {message}")
         self.code, self.plugin, self.origin, self.message, self.hint = code, plugin, origin, message, hint
 
@@ -53,10 +54,11 @@ _LOADED: dict[str, Plugin] = {}
 """Plugins loaded in this process, by name: loading one again is a no-op."""
 
 
-def load_plugins(*modules: str, entry_points: bool = True) -> list[Plugin]:
+def load_plugins(*modules: str, entry_points: bool = True, origin: str = "load_plugins") -> list[Plugin]:
     """Register the ops of installed plugins (entry points `archspec.ops`) and of the named modules.
 
-    `modules` are dotted module names as Python imports them (`"mypkg.ops"`). Loading is
+    `modules` are dotted module names as Python imports them (`"mypkg.ops"`); `origin` says where they
+    were named, for error messages (the CLI gives `--plugin` or `ARCHSPEC_PLUGINS`). Loading is
     idempotent: a plugin already loaded in this process is not imported again. Raises
     `PluginError` for a plugin that fails to import, registers no op, registers an invalid op,
     or takes a name that a built-in op or another plugin has; its ops are then unregistered.
@@ -68,7 +70,7 @@ def load_plugins(*modules: str, entry_points: bool = True) -> list[Plugin]:
             origin = f"entry point '{ep.name}' of {dist.name if dist is not None else 'an installed package'}"
             found.append(_load(ep.value, origin, ep.load))
     for name in modules:
-        found.append(_load(name, "--plugin", lambda name=name: _import(name)))
+        found.append(_load(name, origin, partial(_import, name)))
     return found
 
 
@@ -93,10 +95,12 @@ def _load(name: str, origin: str, load: Callable[[], object]) -> Plugin:
         if callable(obj) and not isinstance(obj, types.ModuleType):
             obj()  # an entry point `pkg.ops:register` names a function that registers the ops
     except BaseException as exc:
-        _unregister(set(REGISTRY) - before)
         if isinstance(exc, KeyboardInterrupt):
+            _unregister(set(REGISTRY) - before)
             raise
-        raise _failure(name, origin, exc) from None
+        failure = _failure(name, origin, exc)  # before unregistering: it asks who registered a name
+        _unregister(set(REGISTRY) - before)
+        raise failure from None
     added = [n for n in REGISTRY if n not in before]
     if not added and was_imported:  # imported before (by the user's own code): its ops are those defined in it
         added = [n for n, op in REGISTRY.items() if _defined_in(op, module)]
@@ -104,10 +108,10 @@ def _load(name: str, origin: str, load: Callable[[], object]) -> Plugin:
         problem = _invalid(REGISTRY[op_name])
         if problem:
             _unregister(set(added))
-            raise PluginError("plugin-bad-op", name, origin, f"op '{op_name}' {problem}",
+            raise PluginError(name, origin, f"op '{op_name}' {problem}", code="plugin-bad-op",
                               hint="see docs/plugins.md for what an Op needs")
     if not added:
-        raise PluginError("plugin-no-ops", name, origin, "importing it registered no op",
+        raise PluginError(name, origin, "importing it registered no op", code="plugin-no-ops",
                           hint="a plugin module calls archspec.ops.register(Op(...)) for each op when imported")
     plugin = Plugin(name, origin, tuple(added))
     _LOADED[name] = plugin
@@ -116,7 +120,7 @@ def _load(name: str, origin: str, load: Callable[[], object]) -> Plugin:
 
 def _failure(name: str, origin: str, exc: BaseException) -> PluginError:
     if isinstance(exc, _BadName):
-        return PluginError("plugin-import-failed", name, origin, "is not a module name",
+        return PluginError(name, origin, "is not a module name", code="plugin-import-failed",
                            hint="name the module as Python imports it (mypkg.ops), not its file; put the folder "
                                 "that holds the package on PYTHONPATH, or install the package")
     module = name.partition(":")[0]
@@ -124,15 +128,15 @@ def _failure(name: str, origin: str, exc: BaseException) -> PluginError:
         owner = owner_of(exc.name)
         taken = ("a built-in op of archspec" if owner is None else "registered twice by it" if owner == module
                  else f"already registered by plugin '{owner}'")
-        return PluginError("plugin-op-conflict", name, origin, f"registers op '{exc.name}', which is {taken}",
+        return PluginError(name, origin, f"registers op '{exc.name}', which is {taken}", code="plugin-op-conflict",
                            hint="a plugin adds ops under new names; it cannot replace an op" if owner is None
                            else "load only one of the two plugins, or rename one of the ops")
     if isinstance(exc, ModuleNotFoundError) and exc.name and (module + ".").startswith(exc.name + "."):
-        return PluginError("plugin-import-failed", name, origin, f"no module named '{exc.name}'",
+        return PluginError(name, origin, f"no module named '{exc.name}'", code="plugin-import-failed",
                            hint="install the plugin's package, or put the folder that holds it on PYTHONPATH")
     if isinstance(exc, SystemExit):
-        return PluginError("plugin-import-failed", name, origin, f"called sys.exit({exc.code!r}) while importing")
-    return PluginError("plugin-import-failed", name, origin, f"failed to import: {type(exc).__name__}: {exc}",
+        return PluginError(name, origin, f"called sys.exit({exc.code!r}) while importing", code="plugin-import-failed")
+    return PluginError(name, origin, f"failed to import: {type(exc).__name__}: {exc}", code="plugin-import-failed",
                        hint="the error is in the plugin's own code (or a package it imports)")
 
 

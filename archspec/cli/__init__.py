@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 import click
 import yaml
+from click.core import ParameterSource
 
 from ..errors import SpecError
 
@@ -148,7 +149,8 @@ def main(debug: bool, plugins: tuple[str, ...]) -> None:
     from ..plugins import PluginError, load_plugins
 
     try:
-        load_plugins(*plugins)
+        env = click.get_current_context().get_parameter_source("plugins") == ParameterSource.ENVIRONMENT
+        load_plugins(*plugins, origin="ARCHSPEC_PLUGINS" if env else "--plugin")
     except PluginError as exc:  # a usage error: the command line (or the installed packages) name a bad plugin
         click.echo(exc.render(), err=True)
         sys.exit(2)
