@@ -18,7 +18,7 @@ import pytest
 
 import archspec
 from archspec import plugins
-from archspec.ops.registry import REGISTRY
+from archspec.ops.registry import REGISTRY, Op
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "examples" / "plugins" / "archspec-cbam"
@@ -118,13 +118,30 @@ def test_draw_labels_the_plugins_op(plugin_path, tmp_path):
     assert "cbam r16 7×7" in target.read_text()
 
 
-def test_python_source_is_refused_naming_the_op_and_the_plugin(plugin_path, tmp_path):
+NO_SOURCE = """\
+from archspec.ops.registry import FunctionCall, NoAttrs, Op, register
+
+
+def _emit(a, ins):
+    import torch
+
+    return FunctionCall(torch.sigmoid)
+
+
+register(Op(name="plain_gate", attrs=NoAttrs, infer=lambda a, ins: ins[0], emit=_emit))
+"""
+
+
+def test_python_source_is_refused_naming_the_op_and_the_plugin(tmp_path):
+    write_module(tmp_path, "plg_nosource", NO_SOURCE)
+    spec = tmp_path / "gated.yaml"
+    spec.write_text("archspec: 1\nname: gated\ninput: [3, 8, 8]\nbody:\n  conv: conv(4, 3)\n  gate: plain_gate\n")
     target = tmp_path / "x.py"
-    out = run("--plugin", PLUGIN, "build", str(SPEC), "-o", str(target), path=[plugin_path])
+    out = run("--plugin", "plg_nosource", "build", str(spec), "-o", str(target), path=[tmp_path])
     assert out.returncode == 1
-    assert (f"{SPEC}:34:11: error[no-python-source] layer1/add/branch/attention: op 'cbam' has no "
-            "Python-source form" in out.stderr)
-    assert f"plugin '{PLUGIN}'" in out.stderr and "Traceback" not in out.stderr
+    assert (f"{spec}:6:9: error[no-python-source] gate: op 'plain_gate' has no Python-source form, so the network "
+            "cannot be written as a .py file") in out.stderr
+    assert "Traceback" not in out.stderr
     assert not target.exists()
 
 
@@ -343,3 +360,25 @@ def test_a_plugin_without_usable_ops_is_refused(clean_registry, tmp_path, monkey
 def test_an_already_imported_module_that_defines_no_op_is_refused(clean_registry):
     with pytest.raises(plugins.PluginError, match="registered no op"):
         archspec.load_plugins("json", entry_points=False)
+
+
+# -- -o .py, where archspec's Op has a Python-source form ------------------------------------------------------------
+
+@pytest.mark.skipif("source" not in Op.__dataclass_fields__, reason="this archspec's Op has no Python-source form")
+def test_python_source_of_the_plugins_op_runs_with_the_modules_weights(clean_registry, plugin_path, monkeypatch,
+                                                                       tmp_path):
+    target = tmp_path / "cbam_net.py"
+    out = run("--plugin", PLUGIN, "build", str(SPEC), "-o", str(target), path=[plugin_path])
+    assert out.returncode == 0, out.stderr
+    source = target.read_text()
+    assert "class CBAM(nn.Module):" in source and "CBAM(64, reduction=16)" in source
+    monkeypatch.syspath_prepend(str(plugin_path))
+    archspec.load_plugins(PLUGIN)
+    module = archspec.build(SPEC).eval()
+    namespace: dict = {}
+    exec(compile(source, str(target), "exec"), namespace)  # the file needs torch only: no archspec, no plugin
+    written = namespace["CbamNet"]().eval()
+    written.load_state_dict(module.state_dict(), strict=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(written(x), module(x))

@@ -6,7 +6,7 @@ torch: `_emit` imports the module class only when a network is built.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -56,14 +56,29 @@ def _macs(a: CbamAttrs, ins: list[Shape], out: Shape) -> int:
 def _emit(a: CbamAttrs, ins: list[Shape]):
     from .module import CBAM
 
-    c = ins[0][0]
-    return CBAM(c, hidden(a, c), a.k, bias=a.bias)
+    return CBAM(ins[0][0], a.reduction, a.k, bias=a.bias)
+
+
+def _source(a: Any) -> Any:
+    """The op in a standalone .py file (`-o .py`): a `CBAM(...)` call, and the class's source copied in."""
+    import inspect
+
+    from archspec.ops.registry import SourceForm  # type: ignore[attr-defined,unused-ignore]
+
+    from .module import CBAM
+
+    given = [f"{name}={a.arg(name)}" for name in CbamAttrs.model_fields if a.arg(name) is not None]
+    return SourceForm(module=f"CBAM({', '.join([a.in_ch(), *given])})", helpers=(inspect.getsource(CBAM),))
+
+
+# archspec versions whose `Op` has a Python-source form (its `source` field) can write CBAM with `-o .py`
+SOURCE = {"source": _source} if "source" in Op.__dataclass_fields__ else {}
 
 
 register(Op(
     name="cbam", attrs=CbamAttrs, infer=_infer, emit=_emit, params=_params, macs=_macs, weights=_weights,
     buffer_bytes=lambda a, ins: 2 * 4 + 8,  # batch norm's running mean and variance (float32), step count (int64)
-    label=lambda a: f"cbam r{a.reduction} {a.k}×{a.k}",
+    label=lambda a: f"cbam r{a.reduction} {a.k}×{a.k}", **SOURCE,
     doc="CBAM (Woo et al. 2018): channel attention (a shared MLP over the average- and max-pooled channels), "
         "then spatial attention (a k×k convolution over the channel-wise mean and max). Keeps the shape.",
 ))
