@@ -371,7 +371,7 @@ def test_python_source_of_the_plugins_op_runs_with_the_modules_weights(clean_reg
     out = run("--plugin", PLUGIN, "build", str(SPEC), "-o", str(target), path=[plugin_path])
     assert out.returncode == 0, out.stderr
     source = target.read_text()
-    assert "class CBAM(nn.Module):" in source and "CBAM(64, reduction=16)" in source
+    assert "class CBAM(nn.Module):" in source and "CBAM(c, reduction=16)" in source  # in the residual block
     monkeypatch.syspath_prepend(str(plugin_path))
     archspec.load_plugins(PLUGIN)
     module = archspec.build(SPEC).eval()
