@@ -67,21 +67,21 @@ def load_plugins(*modules: str, entry_points: bool = True, origin: str = "load_p
     if entry_points:
         for ep in sorted(importlib.metadata.entry_points(group=GROUP), key=lambda e: (e.value, e.name)):
             dist = getattr(ep, "dist", None)
-            origin = f"entry point '{ep.name}' of {dist.name if dist is not None else 'an installed package'}"
-            found.append(_load(ep.value, origin, ep.load))
+            where = f"entry point '{ep.name}' of {dist.name if dist is not None else 'an installed package'}"
+            found.append(_load(ep.value, where, ep.load))
     for name in modules:
         found.append(_load(name, origin, partial(_import, name)))
     return found
+
+
+class _BadName(Exception):
+    """A plugin named by something that is not a dotted module name (a file path, say)."""
 
 
 def _import(name: str) -> object:
     if not _MODULE_NAME.fullmatch(name):
         raise _BadName(name)
     return importlib.import_module(name)
-
-
-class _BadName(Exception):
-    pass
 
 
 def _load(name: str, origin: str, load: Callable[[], object]) -> Plugin:
@@ -126,7 +126,8 @@ def _failure(name: str, origin: str, exc: BaseException) -> PluginError:
     module = name.partition(":")[0]
     if isinstance(exc, DuplicateOpError):
         owner = owner_of(exc.name)
-        taken = ("a built-in op of archspec" if owner is None else "registered twice by it" if owner == module
+        own = owner is not None and (owner == module or owner.startswith(module + "."))
+        taken = ("a built-in op of archspec" if owner is None else "registered twice by it" if own
                  else f"already registered by plugin '{owner}'")
         return PluginError(name, origin, f"registers op '{exc.name}', which is {taken}", code="plugin-op-conflict",
                            hint="a plugin adds ops under new names; it cannot replace an op" if owner is None

@@ -273,6 +273,8 @@ def test_load_plugins_reads_entry_points(clean_registry, plugin_path, tmp_path, 
     (loaded,) = archspec.load_plugins()
     assert loaded == plugins.Plugin(PLUGIN, "entry point 'cbam' of archspec-cbam", ("cbam",))
     assert archspec.load_plugins(PLUGIN) == [loaded, loaded]
+    with pytest.raises(plugins.PluginError, match=r"plugin 'plg_absent' \(load_plugins\)"):
+        archspec.load_plugins("plg_absent")  # named after an installed plugin: still said to be named here
     assert archspec.load_plugins(entry_points=False) == []
 
 
