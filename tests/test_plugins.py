@@ -239,6 +239,19 @@ def test_the_op_equals_timms_cbam_module_and_its_counts_equal_torchs(clean_regis
     assert typed.total("macs") == counter.get_total_flops() // 2
 
 
+def test_the_plugins_shape_rule_refuses_at_the_spec_line(clean_registry, plugin_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(plugin_path))
+    archspec.load_plugins(PLUGIN)
+    for text, where, expected, found in [
+        (ONE_CBAM.replace("cbam(4, k=3, bias=true)", "cbam(k=4)"), "bad.yaml:5:14", "an odd k", "k=4"),
+        (ONE_CBAM.replace("cbam(4, k=3, bias=true)", "flatten\n  again: cbam"), "bad.yaml:6:10", "C×H×W", "2376"),
+    ]:
+        with pytest.raises(archspec.SpecError) as info:
+            archspec.compile(archspec.loads(text, file="bad.yaml"))
+        (fault,) = info.value.diagnostics
+        assert (fault.code, str(fault.loc), fault.expected, fault.found) == ("shape-mismatch", where, expected, found)
+
+
 # -- entry points -------------------------------------------------------------------------------------------------
 
 def fake_distribution(folder: Path, entry: str = f"cbam = {PLUGIN}") -> Path:

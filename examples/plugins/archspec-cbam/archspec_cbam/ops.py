@@ -1,7 +1,7 @@
 """The `cbam` op, registered with archspec when this module is imported.
 
-Everything here but `_emit` is torch-free, so `archspec check` of a spec using `cbam` never imports
-torch: `_emit` imports the module class only when a network is built.
+Everything here but `_emit` and `_source` is torch-free, so `archspec check` of a spec using `cbam`
+never imports torch: those two import the module class only when a network is built or written.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _source(a: Any) -> Any:
     """The op in a standalone .py file (`-o .py`): a `CBAM(...)` call, and the class's source copied in."""
     import inspect
 
-    from archspec.ops.registry import SourceForm  # type: ignore[attr-defined,unused-ignore]
+    from archspec.ops.registry import SourceForm
 
     from .module import CBAM
 
