@@ -15,6 +15,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 import archspec
 from archspec import plugins
@@ -146,10 +148,6 @@ def test_python_source_is_refused_naming_the_op_and_the_plugin(tmp_path):
 
 
 # -- outputs: a hand-written reference, timm's CbamModule, onnxruntime ---------------------------------------------
-
-torch = pytest.importorskip("torch")
-F = torch.nn.functional
-
 
 def cbam_reference(x, w: dict, k: int):
     """CBAM written out from the paper's equations, with the weights `w` (eval mode: BN's running statistics)."""
