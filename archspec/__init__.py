@@ -5,6 +5,7 @@
     model = archspec.build(spec)        # torch.fx.GraphModule (ArchModule)
     fast = archspec.optimize(model)     # inference module: BN folded, convs fused
     loss = archspec.weighted_loss(model, model(x), y)   # main + each head's loss_weight × its loss
+    archspec.load_plugins("mypkg.ops")  # ops of your own (and installed plugins'), before `load`: docs/plugins.md
 
 Everything except `build`, `optimize`, `ArchModule` and the training helpers runs without importing torch.
 """
@@ -18,11 +19,13 @@ from .errors import Diagnostic, Location, SpecError
 from .expect import check_expect
 from .infer import TypedGraph, min_input
 from .pipeline import build, compile, load, loads
+from .plugins import load_plugins
 from .spec import Spec
 
 __all__ = [
     "ArchModule", "CheckResult", "Diagnostic", "Location", "Spec", "SpecError", "TypedGraph",
-    "build", "check_expect", "check_file", "compile", "load", "loads", "loss_terms", "loss_weights", "min_input",
+    "build", "check_expect", "check_file", "compile", "load", "loads", "load_plugins", "loss_terms", "loss_weights",
+    "min_input",
     "optimize", "weighted_loss",
 ]
 

@@ -444,7 +444,8 @@ class _Expander:
         known = list(REGISTRY) + list(self.spec.blocks)
         self.diags.error("unknown-op", f"unknown op or block '{name}'{held}", loc=layer.loc_at(layer.call.pos),
                          path=path or None, span=len(layer.call.name), found=name,
-                         hint=did_you_mean(name, known) or "ops: " + ", ".join(sorted(REGISTRY)))
+                         hint=(did_you_mean(name, known) or "ops: " + ", ".join(sorted(REGISTRY)))
+                         + "; an op of a plugin needs the plugin loaded: --plugin MODULE (docs/plugins.md)")
         return None
 
     def primitive(self, op: Op, layer: CallLayer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:

@@ -8,6 +8,7 @@
     archspec profile SPEC [--batch N] [--device DEV] [--optimize] [--depth N] [--json] [-o chart.png]
     archspec schema                      (the spec language's JSON Schema, for editors)
     archspec --debug VERB ...            (a traceback when archspec itself fails)
+    archspec --plugin MODULE VERB ...    (ops of your own: docs/plugins.md)
 
 Exit codes: 0 success, 1 a spec has errors (or a failed `expect:`), 2 usage error, 3 a bug in
 archspec (the traceback under `archspec --debug` or ARCHSPEC_DEBUG=1), 130 interrupted.
@@ -24,6 +25,7 @@ from typing import Any, NoReturn
 
 import click
 import yaml
+from click.core import ParameterSource
 
 from ..errors import SpecError
 
@@ -164,8 +166,19 @@ def report_bug(ctx: click.Context) -> None:
 @click.version_option(package_name="archspec")
 @click.option("--debug", is_flag=True, envvar="ARCHSPEC_DEBUG",
               help="Print the traceback when archspec itself fails (also ARCHSPEC_DEBUG=1).")
-def main(debug: bool) -> None:
+@click.option("--plugin", "plugins", multiple=True, metavar="MODULE", envvar="ARCHSPEC_PLUGINS",
+              help="Import the Python module MODULE (mypkg.ops), whose ops every verb then knows; repeatable, also "
+                   "ARCHSPEC_PLUGINS='a.ops b.ops'. Installed plugins (entry points archspec.ops) load by themselves.")
+def main(debug: bool, plugins: tuple[str, ...]) -> None:
     """archspec: compile YAML network specs into checked torch.fx modules."""
+    from ..plugins import PluginError, load_plugins
+
+    try:
+        env = click.get_current_context().get_parameter_source("plugins") == ParameterSource.ENVIRONMENT
+        load_plugins(*plugins, origin="ARCHSPEC_PLUGINS" if env else "--plugin")
+    except PluginError as exc:  # a usage error: the command line (or the installed packages) name a bad plugin
+        click.echo(exc.render(), err=True)
+        sys.exit(2)
 
 
 from . import build, check, diff, draw, profile, schema, summary  # noqa: E402,F401  (each module registers its command)

@@ -250,9 +250,18 @@ def field_aliases(name: str, field: Any) -> list[str]:
 REGISTRY: dict[str, Op] = {}
 
 
+class DuplicateOpError(ValueError):
+    """`register` of a name already taken (by a built-in op or a plugin's)."""
+
+    def __init__(self, name: str):
+        super().__init__(f"op '{name}' is registered twice")
+        self.name = name
+
+
 def register(op: Op) -> Op:
+    """Add `op` to the registry, as built-in ops and plugins do; a name already taken is refused."""
     if op.name in REGISTRY:
-        raise ValueError(f"op '{op.name}' is registered twice")
+        raise DuplicateOpError(op.name)
     REGISTRY[op.name] = op
     return op
 
