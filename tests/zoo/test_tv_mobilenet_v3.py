@@ -1,9 +1,11 @@
-"""MobileNetV3 (Small and Large): specs/ against torchvision's builders (tests/zoo/torchvision_parity.py)."""
+"""MobileNetV3 (Small and Large): specs/ against torchvision's builders (tests/zoo/torchvision_parity.py,
+torchvision_checks.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from .torchvision_checks import check_counts, one_thread
 from .torchvision_parity import check_meta, check_outputs
 
 BUILDERS = [
@@ -13,9 +15,11 @@ BUILDERS = [
 
 
 @pytest.mark.parametrize("builder", BUILDERS)
-def test_keys_shapes_and_params_on_meta(builder: str) -> None:
+def test_keys_shapes_params_and_macs(builder: str) -> None:
     check_meta(builder)
+    check_counts(builder, torch_counter=builder == "mobilenet_v3_small")
 
 
 def test_outputs_equal_for_the_smallest_variant() -> None:
-    check_outputs("mobilenet_v3_small", hw=32)
+    with one_thread():
+        check_outputs("mobilenet_v3_small", hw=32)

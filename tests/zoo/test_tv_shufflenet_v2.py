@@ -1,9 +1,11 @@
-"""ShuffleNetV2 at every width: specs/ against torchvision's builders (tests/zoo/torchvision_parity.py)."""
+"""ShuffleNetV2 at every width: specs/ against torchvision's builders (tests/zoo/torchvision_parity.py,
+torchvision_checks.py)."""
 
 from __future__ import annotations
 
 import pytest
 
+from .torchvision_checks import check_counts, one_thread
 from .torchvision_parity import check_meta, check_outputs
 
 BUILDERS = [
@@ -15,9 +17,11 @@ BUILDERS = [
 
 
 @pytest.mark.parametrize("builder", BUILDERS)
-def test_keys_shapes_and_params_on_meta(builder: str) -> None:
+def test_keys_shapes_params_and_macs(builder: str) -> None:
     check_meta(builder)
+    check_counts(builder, torch_counter=builder == "shufflenet_v2_x0_5")
 
 
 def test_outputs_equal_for_the_smallest_variant() -> None:
-    check_outputs("shufflenet_v2_x0_5", hw=32)
+    with one_thread():
+        check_outputs("shufflenet_v2_x0_5", hw=32)

@@ -1,0 +1,44 @@
+"""Checks beside torchvision_parity.py: `archspec check` of a builder's spec with its MACs against
+torch's own counter, and running small real-tensor checks on one thread.
+
+- `check_counts(builder)` runs the spec's `expect:` (params, MACs, output shape) through
+  archspec's torch-free check; with `torch_counter=True` it also asserts that `expect: macs`
+  equals what torch's FLOP counter measures on the reference at the spec's input, on the meta
+  device. The counter costs a second or so per network, so a family runs it on one variant.
+- `one_thread()`: a network at 32×32 is hundreds of tiny convolutions, where synchronising
+  torch's intra-op threads costs more than the arithmetic (10× slower on a busy 2-core machine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+import archspec
+
+from . import SPECS, torch_macs
+from .torchvision_parity import reference
+
+
+def check_counts(builder: str, torch_counter: bool = False) -> None:
+    path = SPECS / f"{builder}.yaml"
+    result = archspec.check_file(path)
+    assert result.ok, "\n".join(d.headline() for d in result.diagnostics)
+    if torch_counter:
+        spec = archspec.load(path)
+        assert spec.expect is not None and spec.expect.macs is not None
+        with torch.device("meta"):
+            _, macs = torch_macs(reference(builder).eval(), torch.empty(1, *spec.input))
+        assert spec.expect.macs == macs, f"{builder}: expect: macs {spec.expect.macs:,}, torch counts {macs:,}"
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
