@@ -1,8 +1,11 @@
 """Stage 3, expand: `Spec` -> `Network` of primitive nodes.
 
-Blocks are instantiated with their arguments, `repeat:` is unrolled, argument
-expressions are evaluated, and each op's attributes are validated by its
-pydantic model. Every node keeps the chain of call sites it came from (the
+Blocks are instantiated with their arguments, `repeat:` is unrolled, `when:`
+is decided, `splice:` items join their list, argument expressions are
+evaluated, and each op's attributes are validated by its pydantic model. A
+block whose template reads `$in` gets its input's shape, inferred on demand
+from the nodes made so far (each node's shape worked out once, by the same
+shape rules and reference rules the later stages use). Every node keeps the chain of call sites it came from (the
 user's line first, the template line last). References (`from:`, merge
 arguments) are left as `Ref`s for the graph stage to resolve, so that
 forward references, cycles and unknown names are all reported in one place.
@@ -10,15 +13,19 @@ forward references, cycles and unknown names are all reported in one place.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from .errors import Diagnostics, Location, did_you_mean
-from .expr import Bin, Expr, ExprError, Fn, Name, Seq, Unary, Var, evaluate
+from .expr import Expr, ExprError, Lit, Name, Shape, Var, evaluate, variables
+from .graph import Resolver
 from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
-from .ops import REGISTRY, Op
-from .spec import BlockDef, CallLayer, Construct, HeadDef, Layer, SeqLayer, Spec
+from .ops import REGISTRY, Op, ShapeError
+from .ops.common import fmt_shape
+from .spec import ITEM_PATTERN, BlockDef, CallLayer, Construct, HeadDef, Layer, Pattern, SeqLayer, Spec
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
@@ -28,6 +35,18 @@ Input = Source | list[Source] | None
 
 FAILED = "<failed>"
 """The input of a layer that follows a failed one: it is still checked, but makes no node."""
+
+ITEM = re.compile(ITEM_PATTERN)
+
+
+@dataclass
+class _List:
+    """A sequence being expanded: its path, current output, and the next number of an unnamed item."""
+
+    path: str
+    cur: Input
+    named: bool
+    count: int = 0
 
 
 def expand(spec: Spec) -> Network:
@@ -52,18 +71,22 @@ class _Expander:
         """Validated attributes of an op's call, and the arguments bound by a block's call (with the variables
         its body sees), by `call_key`."""
         self.bound_args: dict[tuple, tuple[dict[str, Any], dict[str, Any]]] = {}
-        self.reads: dict[int, tuple[str, ...]] = {}
+        self.read_vars: dict[int, tuple[str, ...]] = {}
         self.keys: dict[tuple[int, int], tuple[dict, tuple | None]] = {}
         """`call_key` by the ids of the call and of the variables' dict, which the entry keeps alive."""
         self.merge_attrs: dict[str, Any] = {}
+        self.net = Network(spec.name, spec.file, spec.input, self.nodes, self.scopes, {}, {}, spec.sources, spec)
+        self.resolver = Resolver(self.net, Diagnostics())
+        self.shapes: dict[str, Shape | None] = {INPUT: Shape(spec.input)}
+        """Output shapes of nodes worked out for `$in` (None: unknown, its fault reported)."""
+        self.scanned: dict[tuple[int, str], bool] = {}
 
     def run(self) -> Network:
         spec = self.spec
-        sources = {spec.file: spec.source.text}
         self.nodes[INPUT] = Node(INPUT, "input", None, [], ())
         self.scopes[""] = Scope("", "root", None, input=INPUT)
         outputs: dict[str, str] = {}
-        main = self.layer(spec.body, "", INPUT, spec.vars, ())
+        main = self.settle(self.layer(spec.body, "", INPUT, spec.vars, ()))
         self.scopes[""].output = main
         if main:
             outputs["main"] = main
@@ -77,13 +100,25 @@ class _Expander:
                 continue
             self.head, self.train_only = name, head.train_only
             self.scope(name, "head", head.loc)
-            out = self.layer(head.layer, name, None, spec.vars, ())
+            out = self.settle(self.layer(head.layer, name, None, spec.vars, ()))
             self.scopes[name].output = out
             if out:
                 outputs[name] = out
             heads[name] = head
         self.head, self.train_only = None, False
-        return Network(spec.name, spec.file, spec.input, self.nodes, self.scopes, outputs, heads, sources, spec)
+        self.net.outputs, self.net.heads = outputs, heads
+        return self.net
+
+    def settle(self, out: Input) -> str | None:
+        """The node an output stands for (an absent last layer passes on a reference), once every node exists."""
+        if out is None or isinstance(out, str):
+            return None if out == FAILED else out
+        if isinstance(out, list):
+            return None
+        diags = Diagnostics()
+        node = Resolver(self.net, diags).source(out)
+        self.diags.items.extend(diags.items)
+        return node
 
     def head_wanted(self, head: HeadDef) -> bool:
         """Evaluate a head's `when:`; a head without one is always built."""
@@ -111,32 +146,133 @@ class _Expander:
                     setattr(scope, key, value)
         return scope
 
-    def layer(self, layer: Layer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
+    def layer(self, layer: Layer, path: str, inp: Input, env: dict, trace: tuple) -> Input:
+        """Expand a layer reading `inp`: its output (a node name, or what an absent layer passes on), None if
+        it failed."""
         if isinstance(layer, CallLayer):
             return self.call(layer, path, inp, env, trace)
         if isinstance(layer, SeqLayer):
             self.scope(path, "seq", layer.loc, input=inp)
-            cur: Input = inp
+            seq = _List(path, inp, layer.named)
             for item in layer.items:  # after a failed item, go on with FAILED to report later faults too
-                cur = self.layer(item.layer, join(path, item.name), cur, env, trace) or FAILED
-            return self._finish(path, cur)
+                self.item(item.layer, item.name, seq, env, trace)
+            return self._finish(path, seq.cur)
         return self.construct(layer, path, inp, env, trace)
 
-    def construct(self, c: Construct, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
+    def item(self, layer: Layer, key: str | None, seq: _List, env: dict, trace: tuple) -> None:
+        """Expand one item of a sequence: numbered in a list, named by its key in a mapping, or by `name:`."""
+        if isinstance(layer, Construct) and layer.kind == "splice":
+            if seq.named:
+                self.diags.error("bad-construct", "splice: goes in a list, whose items it joins (numbered)",
+                                 loc=layer.loc, path=seq.path or None,
+                                 hint="write the enclosing layers as a list, or use body:")
+                seq.cur = FAILED
+                return
+            self.splice(layer, seq, env, trace)
+            return
+        name = key if seq.named and key is not None else str(seq.count)
+        if isinstance(layer, Construct) and layer.name is not None:
+            given = self.pattern(layer.name, env, None, seq.path)
+            if given is None:
+                seq.cur = FAILED
+                return
+            name = given
+        seq.count += 1
+        out = self.layer(layer, join(seq.path, name), seq.cur, env, trace)
+        seq.cur = out if out is not None else FAILED
+
+    def splice(self, c: Construct, seq: _List, env: dict, trace: tuple) -> None:
+        """A `splice:` (or the construct of a spliced block): its items join the list `seq`."""
+        assert c.body is not None
+        if c.when is not None:
+            present = self.when(c, env)
+            if present is not True:
+                if present is not False:
+                    seq.cur = FAILED
+                return
+        if c.from_ is not None:
+            refs: list[Source] = [Ref(r.name, seq.path, r.loc) for r in c.from_]
+            seq.cur = refs[0] if len(refs) == 1 else refs
+        if c.repeat is None:
+            self.splice_layer(c.body, seq, env, trace)
+            return
+        count = self.count(c, env)
+        if count is None:
+            seq.cur = FAILED
+            return
+        for i in range(count):
+            self.splice_layer(c.body, seq, self.with_index(c, env, i), trace)
+
+    def splice_layer(self, layer: Layer, seq: _List, env: dict, trace: tuple) -> None:
+        if isinstance(layer, SeqLayer):
+            if layer.named:
+                self.diags.error("bad-construct", "splice: takes a list of layers, not a mapping with names",
+                                 loc=layer.loc, path=seq.path or None, hint="write the layers as a list, or use body:")
+                seq.cur = FAILED
+                return
+            for item in layer.items:
+                self.item(item.layer, None, seq, env, trace)
+            return
+        if isinstance(layer, Construct):
+            if layer.kind in ("body", "splice") and layer.name is None:
+                self.splice(layer, seq, env, trace)
+            else:
+                self.item(layer, None, seq, env, trace)
+            return
+        path = join(seq.path, str(seq.count))
+        name = self.callee(layer, env, path)
+        if name is None:
+            seq.cur = FAILED
+            return
+        block = self.spec.blocks.get(name)
+        if block is None:  # an op: one item
+            self.item(layer, None, seq, env, trace)
+            return
+        if not self.enter(block, layer, path):
+            seq.cur = FAILED
+            return
+        try:
+            bound = self.bind(block, layer, path, env, seq.cur)
+            if bound is None:
+                seq.cur = FAILED
+                return
+            self.splice_layer(block.layer, seq, bound[1], trace + (layer.loc,))
+        finally:
+            self.stack.pop()
+
+    def construct(self, c: Construct, path: str, inp: Input, env: dict, trace: tuple) -> Input:
+        if c.kind == "splice":
+            self.diags.error("bad-construct", "splice: goes in a list, whose items it joins", loc=c.loc,
+                             path=path or None, hint="use body: here")
+            return None
         if c.from_ is not None:
             refs: list[Source] = [Ref(r.name, parent(path), r.loc) for r in c.from_]
             inp = refs[0] if len(refs) == 1 else refs
+        if c.when is not None:
+            present = self.when(c, env)
+            if present is not True:
+                if present is False and path:  # absent: a reference to it reads what it would have read
+                    self.net.aliases[path] = inp
+                return inp if present is False else None
         if c.repeat is not None:
             return self.repeat(c, path, inp, env, trace)
         if c.kind == "body":
             assert c.body is not None
             out = self.layer(c.body, path, inp, env, trace)
-            if path in self.scopes and out is not None and self.scopes[path].output is None:
+            if path in self.scopes and isinstance(out, str) and out != FAILED and self.scopes[path].output is None:
                 self.scopes[path].output = out
             return out
         scope = self.scope(path, "merge", c.loc, input=inp)
-        outs = [self.layer(b.layer, join(path, b.name), inp, env, trace) for b in c.branches]
-        branch_outputs: list[Source] = [o for o in outs if o is not None]
+        outs: list[Input] = []
+        for b in c.branches:
+            name = b.name
+            if isinstance(b.layer, Construct) and b.layer.name is not None:
+                given = self.pattern(b.layer.name, env, None, path)
+                if given is None:
+                    return None
+                name = given
+            outs.append(self.layer(b.layer, join(path, name), inp, env, trace))
+        branch_outputs: list[Source] = [o for o in outs if o is not None and not isinstance(o, list) and o != FAILED]
         if len(branch_outputs) != len(outs) or not outs:
             return None
         name = path or c.kind
@@ -147,53 +283,155 @@ class _Expander:
         scope.output = name
         return name
 
-    def repeat(self, c: Construct, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
-        assert c.repeat is not None and c.body is not None
+    def when(self, c: Construct, env: dict) -> Any:
+        """A construct's `when:`: True, False, or _EVAL_FAILED (reported)."""
+        assert c.when is not None
+        value = self.eval(c.when, env, lambda off: c.loc)
+        if value is _EVAL_FAILED:
+            return value
+        if not isinstance(value, bool):
+            self.diags.error("wrong-type", "`when:` must be true or false", loc=c.loc, found=repr(value),
+                             hint="a condition such as $s != 1 or $in.c != $out")
+            return _EVAL_FAILED
+        return value
+
+    def count(self, c: Construct, env: dict) -> int | None:
+        assert c.repeat is not None
         n = self.eval(c.repeat, env, lambda off: c.loc)
-        if n is None:
+        if n is _EVAL_FAILED:
             return None
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_REPEAT:
             self.diags.error("wrong-type", "repeat: needs a whole number of copies", loc=c.loc,
                              expected=f"1 to {MAX_REPEAT}", found=repr(n))
             return None
+        return n
+
+    def with_index(self, c: Construct, env: dict, i: int) -> dict:
+        """The variables of copy `i` of a repeat: `$i` is its index from 0 (set only where the copy reads it)."""
+        assert c.body is not None
+        if not self.reads(c.body, "i") and not _pattern_reads(c.names, "i"):
+            return env
+        return {**env, "i": i}
+
+    def repeat(self, c: Construct, path: str, inp: Input, env: dict, trace: tuple) -> Input:
+        assert c.repeat is not None and c.body is not None
+        n = self.count(c, env)
+        if n is None:
+            return None
+        first: Any = 0
+        if c.start is not None:
+            first = self.eval(c.start, env, lambda off: c.loc)
+            if first is _EVAL_FAILED:
+                return None
+            if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+                self.diags.error("wrong-type", "start: needs a whole number of at least 0", loc=c.loc,
+                                 found=repr(first))
+                return None
         self.scope(path, "repeat", c.loc, input=inp, repeat=n)
         cur: Input = inp
         for i in range(n):
-            cur = self.layer(c.body, join(path, str(i)), cur, env, trace) or FAILED
+            copy_env = self.with_index(c, env, i)
+            name = str(first + i) if c.names is None else self.pattern(c.names, copy_env, first + i, path)
+            if name is None:
+                return None
+            cur = self.layer(c.body, join(path, name), cur, copy_env, trace) or FAILED
         return self._finish(path, cur)
 
-    def _finish(self, path: str, out: Input) -> str | None:
-        """Record the output of the scope at `path`; None if any part of it failed."""
-        if not isinstance(out, str) or out == FAILED:
+    def pattern(self, p: Pattern, env: dict, number: int | None, path: str) -> str | None:
+        """The name a `name:` or `names:` pattern gives; None if it fails (reported)."""
+        from .validate import RESERVED_NAMES
+
+        text = ""
+        for part in p.parts:
+            if isinstance(part, str):
+                text += part
+            elif isinstance(part, Name) and part.id == "i" and number is not None:
+                text += str(number)
+            else:
+                value = self.eval(part, env, lambda off: p.loc)
+                if value is _EVAL_FAILED:
+                    return None
+                if isinstance(value, bool) or not isinstance(value, (int, str)):
+                    self.diags.error("wrong-type", "a part of a name must be a whole number or a word", loc=p.loc,
+                                     path=path or None, found=repr(value))
+                    return None
+                text += str(value)
+        if not ITEM.match(text):
+            self.diags.error("bad-name", f"'{text}' is not a name", loc=p.loc, path=path or None, found=text,
+                             expected="letters, digits, _ and -, not starting with -")
             return None
-        self.scopes[path].output = out
+        if text in RESERVED_NAMES or text.startswith("_"):
+            self.diags.error("reserved-name", f"'{text}' is reserved and cannot name a node", loc=p.loc,
+                             path=path or None, hint=f"rename it, e.g. '{text.strip('_')}_'")
+            return None
+        return text
+
+    def reads(self, layer: Layer, var: str) -> bool:
+        """Whether `layer` reads `$var` itself (the bodies of the blocks it calls have their own variables)."""
+        key = (id(layer), var)
+        known = self.scanned.get(key)
+        if known is None:
+            known = self.scanned[key] = _reads(layer, var)
+        return known
+
+    def _finish(self, path: str, out: Input) -> Input:
+        """Record the output of the scope at `path`; None if any part of it failed.
+
+        An output that is not yet a node (the last layer was absent and passes on a reference) makes the
+        scope an alias of it."""
+        if out is None or out == FAILED:
+            return None
+        if isinstance(out, str):
+            self.scopes[path].output = out
+        elif path:
+            self.net.aliases[path] = out
         return out
 
     # -- calls ------------------------------------------------------------
-    def call(self, layer: CallLayer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
-        name = layer.call.name
+    def call(self, layer: CallLayer, path: str, inp: Input, env: dict, trace: tuple) -> Input:
+        name = self.callee(layer, env, path)
+        if name is None:
+            return None
         if name in self.spec.blocks:
             return self.instance(self.spec.blocks[name], layer, path, inp, env, trace)
-        op = REGISTRY.get(name)
-        if op is None:
-            known = list(REGISTRY) + list(self.spec.blocks)
-            self.diags.error("unknown-op", f"unknown op or block '{name}'", loc=layer.loc_at(layer.call.pos),
-                             path=path or None, span=len(name), found=name,
-                             hint=did_you_mean(name, known) or "ops: " + ", ".join(sorted(REGISTRY)))
-            return None
-        return self.primitive(op, layer, path, inp, env, trace)
+        return self.primitive(REGISTRY[name], layer, path, inp, env, trace)
+
+    def callee(self, layer: CallLayer, env: dict, path: str) -> str | None:
+        """The op or block a call names, directly or through a variable (`$block(64)`); None if unknown."""
+        name = layer.call.name
+        var = layer.call.callee_var
+        held = ""
+        if var is not None:
+            value = self.eval(Var(layer.call.pos, var), env, layer.loc_at)
+            if value is _EVAL_FAILED:
+                return None
+            held = f" (the value of ${var})"
+            if not isinstance(value, str):
+                self.diags.error("unknown-op", f"${var} must name an op or a block", loc=layer.loc_at(layer.call.pos),
+                                 path=path or None, span=len(name), found=repr(value),
+                                 hint=f"e.g. {var}=relu, or the name of a block")
+                return None
+            name = value
+        if name in self.spec.blocks or name in REGISTRY:
+            return name
+        known = list(REGISTRY) + list(self.spec.blocks)
+        self.diags.error("unknown-op", f"unknown op or block '{name}'{held}", loc=layer.loc_at(layer.call.pos),
+                         path=path or None, span=len(layer.call.name), found=name,
+                         hint=did_you_mean(name, known) or "ops: " + ", ".join(sorted(REGISTRY)))
+        return None
 
     def primitive(self, op: Op, layer: CallLayer, path: str, inp: Input, env: dict, trace: tuple) -> str | None:
         call = layer.call
         args: tuple = call.args
         if op.arity is None and args:
-            refs = [a for a in args if isinstance(a, Name)]
+            refs = [a for a in args if isinstance(a, Name) or (isinstance(a, Lit) and isinstance(a.value, str))]
             if len(refs) != len(args):
-                bad = next(a for a in args if not isinstance(a, Name))
+                bad = next(a for a in args if a not in refs)
                 self.diags.error("bad-reference", f"{op.name}() takes the names of its inputs",
                                  loc=layer.loc_at(bad.pos), path=path, hint=f"e.g. {op.name}(branch0, branch1)")
                 return None
-            inputs: list[Source] = [Ref(r.id, parent(path), layer.loc_at(r.pos)) for r in refs]
+            inputs: list[Source] = [Ref(r.id if isinstance(r, Name) else r.value, parent(path), layer.loc_at(r.pos))
+                                    for r in refs]
             args = ()
         elif isinstance(inp, list):
             if op.arity is not None:
@@ -258,35 +496,48 @@ class _Expander:
             self.valid_attrs[memo] = attrs
         return attrs
 
-    def instance(self, block: BlockDef, layer: CallLayer, path: str, inp: Input, env: dict,
-                 trace: tuple) -> str | None:
+    def enter(self, block: BlockDef, layer: CallLayer, path: str) -> bool:
+        """Push `block` on the stack of blocks being expanded; False (reported) if it would recurse."""
         if block.name in self.stack or len(self.stack) >= MAX_DEPTH:
             chain = " → ".join(self.stack + [block.name])
             self.diags.error("recursive-block", f"block '{block.name}' uses itself ({chain})", loc=layer.loc,
                              path=path, hint="a block cannot contain itself, directly or through other blocks")
-            return None
-        bound = self.bind(block, layer, path, env)
-        if bound is None:
-            return None
-        args, body_env = bound
-        self.scope(path, "block", layer.loc, input=inp, block=block.name, args=dict(args))
+            return False
         self.stack.append(block.name)
+        return True
+
+    def instance(self, block: BlockDef, layer: CallLayer, path: str, inp: Input, env: dict,
+                 trace: tuple) -> Input:
+        if not self.enter(block, layer, path):
+            return None
         try:
+            bound = self.bind(block, layer, path, env, inp)
+            if bound is None:
+                return None
+            args, body_env = bound
+            self.scope(path, "block", layer.loc, input=inp, block=block.name, args=dict(args))
             out = self.layer(block.layer, path, inp, body_env, trace + (layer.loc,))
         finally:
             self.stack.pop()
-        if out is not None:
+        if isinstance(out, str) and out != FAILED:
             self.scopes[path].output = out
         return out
 
-    def bind(self, block: BlockDef, layer: CallLayer, path: str,
-             env: dict) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """The arguments of a block's call, and the variables its body sees: the spec's with them.
+    def bind(self, block: BlockDef, layer: CallLayer, path: str, env: dict,
+             inp: Input = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The arguments of a block's call, and the variables its body sees: the spec's with them (and `$in`,
+        the shape of `inp`, if the template reads it).
 
         One pair of dicts per distinct outcome, shared by the calls that have it (never mutated), so
         that `call_key` knows the calls in the body by the identity of their variables.
         """
         memo = self.call_key(layer, env)
+        shape: Any = None
+        if self.reads_in(block):
+            shape = self.input_shape(inp, layer, path)
+            if shape is _EVAL_FAILED:
+                return None
+            memo = None if memo is None else memo + (_typed(shape),)
         if memo is not None and memo in self.bound_args:
             return self.bound_args[memo]
         call = layer.call
@@ -321,16 +572,17 @@ class _Expander:
                                    + (f" and {len(call.kwargs)} by name" if call.kwargs else ""),
                              notes=_defined(block))
             return None
+        shown = {"in": shape} if shape is not None else {}
         for p in params:
             if p.name in given:
                 value = self.eval(given[p.name], env, layer.loc_at)
             else:
                 assert p.default is not None
-                value = self.eval(p.default, {**self.spec.vars, **bound}, lambda off, p=p: p.loc)
+                value = self.eval(p.default, {**self.spec.vars, **shown, **bound}, lambda off, p=p: p.loc)
             if value is _EVAL_FAILED:
                 return None
             bound[p.name] = value
-        result = bound, {**self.spec.vars, **bound}
+        result = bound, {**self.spec.vars, **shown, **bound}
         if memo is not None:
             self.bound_args[memo] = result
         return result
@@ -349,12 +601,14 @@ class _Expander:
         known = self.keys.get((id(call), id(env)))
         if known is not None:
             return known[1]
-        names = self.reads.get(id(call))
+        names = self.read_vars.get(id(call))
         if names is None:
             found: dict[str, None] = {}
+            if call.callee_var is not None:  # the same text may call another op or block
+                found[call.callee_var] = None
             for e in (*call.args, *(kw.value for kw in call.kwargs)):
-                _variables(e, found)
-            names = self.reads[id(call)] = tuple(found)
+                variables(e, found)
+            names = self.read_vars[id(call)] = tuple(found)
         key: tuple | None
         try:
             key = (id(call), tuple(_typed(env[n]) for n in names))
@@ -363,6 +617,69 @@ class _Expander:
             key = None
         self.keys[(id(call), id(env))] = (env, key)
         return key
+
+    # -- shapes for $in -----------------------------------------------------
+    def reads_in(self, block: BlockDef) -> bool:
+        """Whether a template reads `$in` (its body or its parameters' defaults)."""
+        return self.reads(block.layer, "in") or any(_expr_reads(p.default, "in") for p in block.params)
+
+    def input_shape(self, inp: Input, layer: CallLayer, path: str) -> Any:
+        """`$in` of a block instance reading `inp`: a Shape (a list of them for several inputs), or _EVAL_FAILED."""
+        if isinstance(inp, list):
+            shapes = [self.input_shape(i, layer, path) for i in inp]
+            return _EVAL_FAILED if _EVAL_FAILED in shapes else shapes
+        if inp is None or inp == FAILED:
+            return _EVAL_FAILED  # reported where it failed (or as a missing input)
+        name = inp if isinstance(inp, str) else self.resolver.source(inp)
+        if name is None or name not in self.nodes:
+            ref = inp.name if isinstance(inp, Ref) else str(inp)
+            self.diags.error("unknown-shape", f"the block reads $in, but its input '{ref}' is not known at this "
+                             "point", loc=layer.loc, path=path or None,
+                             hint="a block that reads $in must come after the layer it reads (no forward reference)")
+            return _EVAL_FAILED
+        shape = self.node_shape(name)
+        if shape is None:
+            self.diags.error("unknown-shape", f"the block reads $in, but the shape of its input '{name}' is unknown: "
+                             "a shape rule before it failed", loc=layer.loc, path=path or None,
+                             hint="fix the fault reported for that node first")
+            return _EVAL_FAILED
+        return shape
+
+    def node_shape(self, name: str) -> Shape | None:
+        """The output shape of node `name`, worked out once per node (iteratively: chains may be long)."""
+        todo = [name]
+        busy: set[str] = set()
+        while todo:
+            n = todo[-1]
+            if n in self.shapes:
+                todo.pop()
+                continue
+            node = self.nodes.get(n)
+            srcs = [s if isinstance(s, str) else self.resolver.source(s) for s in node.inputs] if node else [None]
+            if any(s is None or s not in self.nodes for s in srcs):
+                self.shapes[n] = None  # an input that is not (yet) a node
+                todo.pop()
+                continue
+            waiting = [s for s in srcs if s not in self.shapes]
+            if waiting and n not in busy:
+                busy.add(n)
+                todo += waiting  # type: ignore[arg-type]
+                continue
+            todo.pop()
+            assert node is not None
+            ins = [self.shapes.get(s) for s in srcs]  # type: ignore[arg-type]
+            if any(i is None for i in ins):  # an input failed (or a cycle): its fault is reported there
+                self.shapes[n] = None
+                continue
+            try:
+                self.shapes[n] = Shape(REGISTRY[node.op].infer(node.attrs, ins))
+            except ShapeError as exc:
+                self.shapes[n] = None
+                found = exc.found if exc.found is not None else ", ".join(fmt_shape(s) for s in ins)  # type: ignore
+                notes = [(node.origin, f"{node.op} written here")] if node.origin and node.origin != node.loc else []
+                self.diags.error(exc.code, exc.message, loc=node.loc, path=n, expected=exc.expected, found=found,
+                                 hint=exc.hint, notes=notes)
+        return self.shapes.get(name)
 
     # -- helpers ----------------------------------------------------------
     def eval(self, e: Any, env: dict, locate: Any) -> Any:
@@ -393,19 +710,39 @@ class _Expander:
 _EVAL_FAILED = object()
 
 
-def _variables(e: Expr, found: dict[str, None]) -> None:
-    """Add the names of the variables expression `e` reads to `found`."""
-    if isinstance(e, Var):
-        found[e.name] = None
-    for child in (e.items if isinstance(e, Seq) else e.args if isinstance(e, Fn) else
-                  (e.operand,) if isinstance(e, Unary) else (e.left, e.right) if isinstance(e, Bin) else ()):
-        _variables(child, found)
+def _expr_reads(e: Expr | None, var: str) -> bool:
+    if e is None:
+        return False
+    found: dict[str, None] = {}
+    variables(e, found)
+    return var in found
+
+
+def _pattern_reads(p: Pattern | None, var: str) -> bool:
+    return p is not None and any(not isinstance(part, str) and _expr_reads(part, var) for part in p.parts)
+
+
+def _reads(layer: Layer | None, var: str) -> bool:
+    """Whether the layer tree reads `$var` in its own expressions (not inside the blocks it calls)."""
+    if layer is None:
+        return False
+    if isinstance(layer, CallLayer):
+        call = layer.call
+        return call.callee_var == var or any(_expr_reads(e, var) for e in (*call.args, *(k.value for k in call.kwargs)))
+    if isinstance(layer, SeqLayer):
+        return any(_reads(i.layer, var) for i in layer.items)
+    return (any(_expr_reads(e, var) for e in (layer.repeat, layer.when, layer.start))
+            or _pattern_reads(layer.names, var) or _pattern_reads(layer.name, var)
+            or _reads(layer.body, var) or any(_reads(b.layer, var) for b in layer.branches))
 
 
 def _typed(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return (type(v), tuple(_typed(x) for x in v))
+    if isinstance(v, dict):
+        return (dict, tuple((k, _typed(x)) for k, x in v.items()))
     return (type(v), v)
+
 
 
 def _signature(block: BlockDef) -> str:

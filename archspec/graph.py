@@ -42,7 +42,7 @@ class Graph:
 def build_graph(net: Network) -> Graph:
     """Resolve references and order the nodes; raises SpecError on faults."""
     diags = Diagnostics()
-    resolver = _Resolver(net, diags)
+    resolver = Resolver(net, diags)
     inputs = {name: resolver.sources(node.inputs) for name, node in net.nodes.items()}
     diags.raise_if_errors(net.sources)
     graph = Graph(net, _written_order(inputs), inputs)
@@ -83,7 +83,9 @@ def _digraph(net: Network, inputs: dict[str, list[str]]) -> nx.DiGraph:
     return g
 
 
-class _Resolver:
+class Resolver:
+    """Resolves references by the scoping rules of the language; expand uses it too, on the nodes made so far."""
+
     def __init__(self, net: Network, diags: Diagnostics):
         self.net, self.diags = net, diags
 
@@ -109,14 +111,25 @@ class _Resolver:
         while True:
             if ref.name == INPUT:
                 return self.scope_input(scope, ref, depth)
-            target = self.net.output_of(join(scope, ref.name))
+            path = join(scope, ref.name)
+            target = self.net.output_of(path)
             if target is not None:
                 return target
+            if path in self.net.aliases:  # an absent layer: what it would have read
+                return self.passed(self.net.aliases[path], ref, depth)
             if not scope:
                 break
             scope = parent(scope)
         self.unknown(ref)
         return None
+
+    def passed(self, src: Source | list[Source] | None, ref: Ref, depth: int) -> str | None:
+        if isinstance(src, list):
+            self.diags.error("bad-reference", f"'{ref.name}' is absent (its `when:` is false) and reads several "
+                             "inputs: which one it stands for is ambiguous", loc=ref.loc,
+                             hint="name the input you mean")
+            return None
+        return self.source(src, depth + 1) if src is not None else None
 
     def scope_input(self, scope: str, ref: Ref, depth: int) -> str | None:
         s = self.net.scopes.get(scope)
@@ -141,7 +154,7 @@ def _visible_names(net: Network, scope: str) -> list[str]:
     names: set[str] = {INPUT}
     while True:
         prefix = f"{scope}/" if scope else ""
-        for path in list(net.scopes) + list(net.nodes):
+        for path in list(net.scopes) + list(net.nodes) + list(net.aliases):
             if path.startswith(prefix) and path != scope and "/" not in path[len(prefix):]:
                 names.add(path[len(prefix):])
         if not scope:
@@ -188,4 +201,4 @@ def _check_train_only(net: Network, inputs: dict[str, list[str]], diags: Diagnos
                             loc=node.loc, path=name, hint="read it from the main network instead")
 
 
-__all__ = ["Graph", "build_graph"]
+__all__ = ["Graph", "Resolver", "build_graph"]

@@ -102,6 +102,9 @@ class Network:
     sources: dict[str, str]
     spec: Any = None
     """The validated `Spec` this network was expanded from."""
+    aliases: dict[str, Any] = field(default_factory=dict)
+    """Paths of absent layers (`when:` false), each with what it passes through: a reference to it resolves
+    to that source (a node name, a `Ref`, or a list of them)."""
 
     def output_names(self, training: bool) -> list[str]:
         """Output keys in order: 'main' first, then heads active in that mode."""

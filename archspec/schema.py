@@ -14,12 +14,12 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from .ops import REGISTRY
-from .spec import CONSTRUCT_KEYS, NAME_PATTERN, BlockModel, ConstructModel, HeadModel, SpecModel
+from .spec import CONSTRUCT_KEYS, KINDS, NAME_PATTERN, BlockModel, ConstructModel, HeadModel, SpecModel
 from .validate import RESERVED_NAMES
 
 DRAFT = "http://json-schema.org/draft-07/schema#"
-CALL_PATTERN = r"^\s*[A-Za-z_][A-Za-z0-9_]*\s*(\([\s\S]*\))?\s*$"
-"""A layer call: an op or block name, then optionally its arguments in parentheses."""
+CALL_PATTERN = r"^\s*\$?[A-Za-z_][A-Za-z0-9_]*\s*(\([\s\S]*\))?\s*$"
+"""A layer call: an op or block name (or `$variable` holding one), then optionally its arguments in parentheses."""
 
 
 def spec_schema() -> dict[str, Any]:
@@ -38,8 +38,15 @@ def _layer_grammar() -> dict[str, Any]:
     ops = sorted(REGISTRY)
     node_names = {"pattern": "^[A-Za-z][A-Za-z0-9_]*$", "not": {"enum": sorted(RESERVED_NAMES)}}
     construct_shaped = {"allOf": [{"propertyNames": {"enum": list(CONSTRUCT_KEYS)}},  # validate's _is_construct
-                                  {"anyOf": [{"required": [k]} for k in ("body", "concat", "add")]}]}
+                                  {"anyOf": [{"required": [k]} for k in KINDS]}]}
     return {
+        "VarValue": {
+            "description": "a number, true/false, null, a string (an expression over earlier vars; a bare word is "
+                           "itself), or a list or mapping of values (a table, read as $t[i] or $t[key])",
+            "anyOf": [{"type": ["number", "boolean", "string", "null"]},
+                      {"type": "array", "items": {"$ref": "#/definitions/VarValue"}},
+                      {"type": "object", "additionalProperties": {"$ref": "#/definitions/VarValue"}}],
+        },
         "Call": {
             "type": "string", "pattern": CALL_PATTERN,
             "description": "a call of an op or a block: name(positional, ..., key=value), or a bare name without "
@@ -49,7 +56,7 @@ def _layer_grammar() -> dict[str, Any]:
         },
         "Layer": {
             "description": "a layer: a call such as conv(64, 3), a list of layers (run in order), a mapping of "
-                           "names to layers (run in order, named), or a construct (body, concat or add)",
+                           "names to layers (run in order, named), or a construct (body, splice, concat or add)",
             "anyOf": [
                 {"$ref": "#/definitions/Call"},
                 {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Layer"},

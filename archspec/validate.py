@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import difflib
 import keyword
+import os
 import re
+import stat
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import Diagnostics, did_you_mean
-from .expr import CallText, ExprError, Lit, evaluate, parse_call, parse_expr, parse_param
-from .load import Source, YamlPath
+from .errors import Diagnostics, SpecError, did_you_mean
+from .expr import CallText, Expr, ExprError, Lit, Name, evaluate, parse_call, parse_expr, parse_param
+from .load import Source, YamlPath, load_file
 from .ops import REGISTRY
 from .spec import (
     BLOCK_ONLY_KEYS,
     CONSTRUCT_KEYS,
     HEAD_ONLY_KEYS,
+    ITEM_PATTERN,
+    KINDS,
     NAME_PATTERN,
     REF_PATTERN,
     BlockDef,
@@ -35,6 +40,7 @@ from .spec import (
     Item,
     Layer,
     Param,
+    Pattern,
     RefText,
     SeqLayer,
     Spec,
@@ -42,7 +48,10 @@ from .spec import (
 )
 
 NAME = re.compile(NAME_PATTERN)
+ITEM = re.compile(ITEM_PATTERN)
 REF = re.compile(REF_PATTERN)
+SPEC_SUFFIXES = (".yaml", ".yml")
+LIBRARY_KEYS = ("archspec", "import", "doc", "blocks", "vars")
 
 RESERVED_NAMES = frozenset({
     "input", "forward", "training", "train", "eval", "to", "cuda", "cpu", "xpu", "ipu", "mtia", "type",
@@ -57,27 +66,37 @@ RESERVED_NAMES = frozenset({
     "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook",
     "register_load_state_dict_pre_hook", "register_state_dict_post_hook", "register_state_dict_pre_hook",
     "to_folder", "T_destination", "shape_env",
-    "loss_weights", "heads", "train_graph", "train_code", "spec_name", "typed",
+    "loss_weights", "train_graph", "train_code", "spec_name", "typed",
 }) | frozenset(keyword.kwlist)  # `self.class` cannot be written in the generated forward()
-"""Names a node cannot take: attributes of the emitted module (tests/test_validate.py keeps this complete
-for the installed torch). Names starting with `_` are refused too."""
+"""Names a node cannot take: `input` (a reference to the input), the attributes of the emitted module
+(add_module refuses them; tests/test_validate.py keeps this exactly the set of the installed torch) and
+Python's keywords (torch.fx cannot write `self.class` in forward). Names starting with `_` are refused too:
+torch keeps its private attributes there (`_modules`, `_version`, ...), and they change between versions."""
+
+RESERVED_WHY = ("a name that is not `input`, an attribute of the built module (" + ", ".join(sorted(
+    n for n in RESERVED_NAMES if n != "input" and not keyword.iskeyword(n))) + "), a Python keyword, "
+                "nor starts with _")
 
 
 def validate(source: Source, overrides: dict[str, Any] | None = None) -> Spec:
     """Validate loaded data; raises SpecError listing every fault found."""
     v = _Validator(source)
     spec = v.run(overrides or {})
-    v.diags.raise_if_errors({source.file: source.text})
+    v.diags.raise_if_errors({**v.imported, source.file: source.text})
     assert spec is not None
     return spec
 
 
 class _Validator:
-    def __init__(self, source: Source):
+    def __init__(self, source: Source, importer: _Validator | None = None):
         self.src = source
-        self.diags = Diagnostics()
-        self.calls: dict[str, CallText] = {}
+        self.diags = Diagnostics() if importer is None else importer.diags
+        self.calls: dict[str, CallText] = {} if importer is None else importer.calls
         """Parsed call strings by text: a block used N times is one text written N times, parsed once."""
+        self.imported: dict[str, str] = {} if importer is None else importer.imported
+        """The text of every imported file, by its name in diagnostics."""
+        self.seen: set[str] = set() if importer is None else importer.seen
+        """Resolved paths of the files imported so far: a file imported twice is read once."""
 
     # -- pydantic ---------------------------------------------------------
     def model(self, cls: type[BaseModel], raw: Any, path: YamlPath) -> BaseModel | None:
@@ -118,35 +137,128 @@ class _Validator:
                              loc=self.src.loc(()), found=_short(raw))
             return None
         top = self.model(SpecModel, {k: v for k, v in raw.items()}, ())
-        blocks = {name: b for name, b in ((n, self.block(n, r)) for n, r in _dict(raw.get("blocks"))) if b}
+        blocks, var_defs = self.definitions(raw, (str(Path(self.src.file).resolve()),))
+        if not any(k in raw for k in ("name", "input", "body", "heads", "expect")):
+            self.diags.error("missing-field", "missing required key 'body': this file is a library (blocks and "
+                             "vars only), to be imported by a spec, not built", loc=self.src.loc(()),
+                             hint="import it from a spec: import: " + Path(self.src.file).name)
+        else:
+            for key in ("name", "input", "body"):
+                if key not in raw:
+                    self.diags.error("missing-field", f"missing required key '{key}'", loc=self.src.loc(()),
+                                     path=None)
         body = self.layer(raw["body"], ("body",)) if "body" in raw else None
         heads = {name: h for name, h in ((n, self.head(n, r)) for n, r in _dict(raw.get("heads"))) if h}
-        if not isinstance(top, SpecModel) or body is None:
+        if not isinstance(top, SpecModel) or body is None or top.name is None or top.input is None:
             return None
-        spec_input, env = self.vars(top, overrides)
+        env = self.vars(var_defs, overrides)
+        spec_input = self._override_input(overrides["input"]) if "input" in overrides else tuple(top.input)
         return Spec(source=self.src, name=top.name, input=spec_input, vars=env, blocks=blocks, body=body,
-                    heads=heads, expect=top.expect, doc=top.doc, overrides=dict(overrides))
+                    heads=heads, expect=top.expect, doc=top.doc, overrides=dict(overrides),
+                    imported=dict(self.imported))
 
-    def vars(self, top: SpecModel, overrides: dict[str, Any]) -> tuple[tuple[int, ...], dict[str, Any]]:
+    def definitions(self, raw: dict, stack: tuple[str, ...]) -> tuple[dict[str, BlockDef], list[tuple]]:
+        """The blocks and the var definitions of this file and of the files it imports, theirs first.
+
+        A later definition of a name replaces an earlier one: the importing file's own win.
+        Var definitions are `(validator, name, raw value)`, evaluated in that order by `vars`.
+        """
+        blocks: dict[str, BlockDef] = {}
+        var_defs: list[tuple[_Validator, str, Any]] = []
+        for child in self.imports(raw.get("import"), stack):
+            child_blocks, child_vars = child.definitions(child.src.data, stack + (child.key,))
+            blocks.update(child_blocks)
+            var_defs += child_vars
+        blocks.update({name: b for name, b in ((n, self.block(n, r)) for n, r in _dict(raw.get("blocks"))) if b})
+        var_defs += [(self, name, value) for name, value in _dict(raw.get("vars"))]
+        return blocks, var_defs
+
+    key = ""
+    """The resolved path of an imported file."""
+
+    def imports(self, raw: Any, stack: tuple[str, ...]) -> list[_Validator]:
+        """Load the files named by `import:` (a path or a list of paths, relative to this file)."""
+        if raw is None:
+            return []
+        entries = [(raw, ("import",))] if isinstance(raw, str) else \
+            [(r, ("import", i)) for i, r in enumerate(raw)] if isinstance(raw, list) else []
+        out = []
+        for rel, path in entries:
+            if not isinstance(rel, str):
+                continue  # pydantic reported it
+            child = self.import_one(rel, path, stack)
+            if child is not None:
+                out.append(child)
+        return out
+
+    def import_one(self, rel: str, path: YamlPath, stack: tuple[str, ...]) -> _Validator | None:
+        loc = self.src.loc(path)
+        if Path(rel).is_absolute() or rel.startswith("~") or re.match(r"^[A-Za-z]:", rel):
+            self.diags.error("bad-import", f"import '{rel}' is an absolute path", loc=loc,
+                             hint="write the path relative to this file, e.g. families/resnet.yaml")
+            return None
+        if not rel.endswith(SPEC_SUFFIXES):
+            self.diags.error("bad-import", f"import '{rel}' is not a spec file", loc=loc,
+                             expected="a path ending in .yaml or .yml", found=rel)
+            return None
+        target = Path(self.src.file).parent / rel
+        shown = os.path.normpath(target)
+        try:
+            mode = os.stat(target).st_mode
+        except OSError as exc:
+            self.diags.error("file-not-found", f"cannot read imported file '{rel}': {exc.strerror or exc}",
+                             loc=loc, found=shown, hint="the path is relative to the importing file")
+            return None
+        if not stat.S_ISREG(mode):
+            self.diags.error("bad-import", f"import '{rel}' is not a regular file", loc=loc, found=shown)
+            return None
+        key = str(target.resolve())
+        if key in stack:
+            chain = " → ".join(os.path.basename(k) for k in stack[stack.index(key):] + (key,))
+            self.diags.error("import-cycle", f"import '{rel}' makes a cycle ({chain})", loc=loc,
+                             hint="move what both files need into a third file that both import")
+            return None
+        if key in self.seen:
+            return None
+        self.seen.add(key)
+        try:
+            source = load_file(target, display=shown)
+        except SpecError as exc:
+            self.diags.items.extend(exc.diagnostics)
+            self.imported.update(exc.sources)
+            return None
+        self.imported[source.file] = source.text
+        child = _Validator(source, importer=self)
+        child.key = key
+        data = source.data
+        if not isinstance(data, dict):
+            self.diags.error("bad-import", f"imported file '{rel}' is not a mapping", loc=source.loc(()),
+                             found=_short(data))
+            return None
+        extra = [k for k in data if k not in LIBRARY_KEYS]
+        for k in extra:
+            self.diags.error("bad-import", f"imported file '{rel}' has '{k}': a library holds only "
+                             + ", ".join(LIBRARY_KEYS), loc=source.key_loc((k,)), found=k,
+                             notes=[(loc, "imported here")])
+        child.model(SpecModel, {k: v for k, v in data.items() if k not in extra}, ())
+        return None if extra else child
+
+    def vars(self, var_defs: list[tuple], overrides: dict[str, Any]) -> dict[str, Any]:
+        """Evaluate the vars in order; a var set by `--set` takes that value there, so later vars follow it."""
         env: dict[str, Any] = {}
-        for name, value in top.vars.items():
+        for owner, name, value in var_defs:
             path = ("vars", name)
             if not NAME.match(name):
-                self.diags.error("bad-name", f"variable name '{name}' is not a plain name",
-                                 loc=self.src.key_loc(path), expected="letters, digits and _")
-            env[name] = self.value(value, path, env)
-        spec_input = tuple(top.input)
-        for name, value in overrides.items():
-            if name == "input":
-                spec_input = self._override_input(value)
-            elif name not in env:
+                owner.diags.error("bad-name", f"variable name '{name}' is not a plain name",
+                                  loc=owner.src.key_loc(path), expected="letters, digits and _")
+            env[name] = overrides[name] if name in overrides else owner.value(value, path, env)
+        for name in overrides:
+            if name != "input" and name not in env:
                 self.diags.error("unknown-variable", f"--set {name}: the spec declares no variable '{name}'",
                                  loc=self.src.loc(("vars",)) if "vars" in self.src.data else None,
                                  expected="one of: " + (", ".join(env) or "(no vars declared)") + ", input",
                                  hint=did_you_mean(name, list(env) + ["input"]))
-            else:
-                env[name] = value
-        return spec_input, env
+        return env
 
     def _override_input(self, value: Any) -> tuple[int, ...]:
         ok = (isinstance(value, (list, tuple)) and 1 <= len(value) <= 3
@@ -158,7 +270,11 @@ class _Validator:
         return tuple(value)
 
     def value(self, raw: Any, path: YamlPath, env: dict[str, Any]) -> Any:
-        """A var value: strings are expressions over earlier vars (bare words stay strings)."""
+        """A var value: strings are expressions over earlier vars (bare words stay strings), in tables too."""
+        if isinstance(raw, list):
+            return [self.value(v, path + (i,), env) for i, v in enumerate(raw)]
+        if isinstance(raw, dict):
+            return {k: self.value(v, path + (k,), env) for k, v in raw.items()}
         if not isinstance(raw, str):
             return raw
         try:
@@ -183,9 +299,10 @@ class _Validator:
         construct = self.construct({k: v for k, v in raw.items() if k not in BLOCK_ONLY_KEYS}, path, model)
         if not isinstance(model, BlockModel) or construct is None:
             return None
-        if construct.from_ is not None:
-            self.diags.error("unknown-field", "a block definition cannot say `from:`; write it where the block is used",
-                             loc=self.src.key_loc(path + ("from",)))
+        for key in ("from", "name"):
+            if key in raw:
+                self.diags.error("unknown-field", f"a block definition cannot say `{key}:`; write it where the block "
+                                 "is used", loc=self.src.key_loc(path + (key,)))
         params = tuple(p for p in (self.param(str(p), path + ("params", i)) for i, p in enumerate(model.params)) if p)
         self._check_params(params, path)
         if model.columns is not None and len(model.columns) != len(params):
@@ -276,32 +393,82 @@ class _Validator:
         """Parse a construct; `model` is its already validated options, if the caller has them."""
         if isinstance(model, str):
             model = self.model(ConstructModel, raw, path)
-        kinds = [k for k in ("body", "concat", "add") if k in raw]
+        kinds = [k for k in KINDS if k in raw]
         if len(kinds) != 1:
-            msg = "needs one of body, concat or add" if not kinds else f"has both {kinds[0]} and {kinds[1]}"
+            msg = "needs one of body, splice, concat or add" if not kinds else f"has both {kinds[0]} and {kinds[1]}"
             self.diags.error("bad-construct", f"a construct {msg}", loc=self.src.loc(path), path=_dotted(path),
-                             hint="body: runs layers in order; concat:/add: merge branches that read one input")
+                             hint="body: runs layers in order; splice: puts its items into the enclosing list; "
+                                  "concat:/add: merge branches that read one input")
             return None
         if not isinstance(model, ConstructModel):
             return None
         kind = kinds[0]
         body: Layer | None = None
         branches: tuple[Item, ...] = ()
-        if kind == "body":
-            body = self.layer(raw["body"], path + ("body",))
+        if kind in ("body", "splice"):
+            body = self.layer(raw[kind], path + (kind,))
             if body is None:
                 return None
         else:
             branches = self.branches(raw[kind], path + (kind,))
         repeat = self.repeat(model.repeat, path + ("repeat",)) if model.repeat is not None else None
-        if repeat is not None and kind != "body":
-            self.diags.error("bad-construct", "repeat: goes with body:", loc=self.src.key_loc(path + ("repeat",)))
+        if model.repeat is not None and kind not in ("body", "splice"):
+            self.diags.error("bad-construct", "repeat: goes with body: or splice:",
+                             loc=self.src.key_loc(path + ("repeat",)))
+        for key in ("start", "names"):
+            if key in raw and model.repeat is None:
+                self.diags.error("bad-construct", f"{key}: goes with repeat:", loc=self.src.key_loc(path + (key,)),
+                                 hint="e.g. {repeat: 6, start: 1, names: denselayer{i}, body: ...}")
+        start = self.repeat(model.start, path + ("start",)) if model.start is not None else None
+        when = None
+        if model.when is not None:
+            when = self.repeat(model.when, path + ("when",)) if isinstance(model.when, str) else Lit(0, model.when)
+        names = self.pattern(model.names, path + ("names",), index=True) if model.names is not None else None
+        name = self.pattern(model.name, path + ("name",), index=False) if model.name is not None else None
         refs = None
         if model.from_ is not None:
             texts = [model.from_] if isinstance(model.from_, str) else model.from_
             sub = [()] if isinstance(model.from_, str) else [(i,) for i in range(len(texts))]
             refs = tuple(self.ref(t, path + ("from",) + s) for t, s in zip(texts, sub, strict=True))
-        return Construct(kind, body, branches, refs, repeat, self.src.loc(path))  # type: ignore[arg-type]
+        return Construct(kind, body, branches, refs, repeat, self.src.loc(path), when=when,  # type: ignore[arg-type]
+                         start=start, names=names, name=name)
+
+    def pattern(self, text: str, path: YamlPath, index: bool) -> Pattern | None:
+        """Parse a name pattern: text of `[A-Za-z0-9_-]` with `{i}` (with `index`) or `{EXPR}` parts."""
+        parts: list[str | Expr] = []
+        pos = 0
+        ok = True
+        for m in re.finditer(r"\{([^{}]*)\}|([^{}]+)|(.)", text):
+            if m.group(2) is not None:
+                if not re.fullmatch(r"[A-Za-z0-9_-]+", m.group(2)):
+                    bad = next(i for i, ch in enumerate(m.group(2)) if not re.match(r"[A-Za-z0-9_-]", ch))
+                    self.diags.error("bad-name", f"'{m.group(2)[bad]}' cannot be part of a name",
+                                     loc=self.src.loc_in(path, m.start() + bad), found=text,
+                                     expected="letters, digits, _ and -, with {i} or {EXPR} parts")
+                    ok = False
+                parts.append(m.group(2))
+            elif m.group(1) is not None:
+                inner = m.group(1).strip()
+                if index and inner == "i":
+                    parts.append(Name(m.start(1), "i"))
+                    continue
+                try:
+                    parts.append(_shift(parse_expr(m.group(1)), m.start(1)))
+                except ExprError as exc:
+                    self.diags.error(exc.code, exc.message, loc=self.src.loc_in(path, m.start(1) + exc.pos),
+                                     hint=exc.hint)
+                    ok = False
+            else:
+                self.diags.error("bad-name", f"unmatched '{m.group(3)}' in a name pattern",
+                                 loc=self.src.loc_in(path, m.start()), found=text)
+                ok = False
+            pos = m.end()
+        del pos
+        if index and not any(isinstance(p, Name) for p in parts):
+            self.diags.error("bad-name", "names: needs {i}, the copy's number", loc=self.src.loc(path), found=text,
+                             hint="e.g. names: denselayer{i}")
+            ok = False
+        return Pattern(tuple(parts), self.src.loc(path)) if ok else None
 
     def branches(self, raw: Any, path: YamlPath) -> tuple[Item, ...]:
         if isinstance(raw, list) and raw:
@@ -346,8 +513,7 @@ class _Validator:
         if what not in ("block", "parameter") and (name in RESERVED_NAMES or name.startswith("_")):
             self.diags.error("reserved-name", f"'{name}' is reserved and cannot name a {what}",
                              loc=self.src.key_loc(path), hint=f"rename it, e.g. '{name.strip('_')}_'",
-                             expected="a name that is not a Python keyword, an attribute of torch modules, "
-                                      "nor starts with _")
+                             expected=RESERVED_WHY)
             return False
         return True
 
@@ -359,10 +525,24 @@ def _is_construct(raw: dict) -> bool:
     near-miss of a construct key (`repeats`) still makes a construct, so that the typo
     is reported as an unknown key with a suggestion.
     """
-    if not any(k in ("body", "concat", "add") for k in raw):
+    if not any(k in KINDS for k in raw):
         return False
     others = [k for k in raw if k not in CONSTRUCT_KEYS]
     return all(difflib.get_close_matches(k, CONSTRUCT_KEYS, n=1, cutoff=0.75) for k in others)
+
+
+def _shift(e: Expr, by: int) -> Expr:
+    """`e` with every position moved by `by` (an expression parsed from inside a longer text)."""
+    import dataclasses
+
+    changes: dict[str, Any] = {"pos": e.pos + by}
+    for f in dataclasses.fields(e):
+        value = getattr(e, f.name)
+        if isinstance(value, Expr):
+            changes[f.name] = _shift(value, by)
+        elif isinstance(value, tuple) and value and all(isinstance(v, Expr) for v in value):
+            changes[f.name] = tuple(_shift(v, by) for v in value)
+    return dataclasses.replace(e, **changes)
 
 
 def _data_path(raw: Any, loc: tuple, keep_last: bool) -> YamlPath:

@@ -95,15 +95,33 @@ def test_flow_list_comma_pitfall_has_a_hint():
     assert any("quote the call" in (d.hint or "") for d in diags)
 
 
-def test_reserved_names_cover_every_attribute_of_the_emitted_module():
-    """A node named like an attribute of the module (`register_forward_hook`, `typed`) would break it."""
+def test_reserved_names_are_exactly_what_collides():
+    """A node named like an attribute of the module (`register_forward_hook`, `typed`) would break it; other
+    names (`heads`, torchvision's ViT classifier) are free. Keywords and `input` are reserved for their own reasons."""
+    import keyword
+
     import archspec
     from archspec.backends.torch_fx import ArchModule
     from archspec.validate import RESERVED_NAMES
 
     model = archspec.build(spec("body: conv(4, 1)\n"), device="meta")
     attributes = {n for n in [*dir(ArchModule), *vars(model)] if not n.startswith("_")}
-    assert attributes - RESERVED_NAMES == set()
+    assert RESERVED_NAMES == attributes | set(keyword.kwlist) | {"input"}
+    assert "heads" not in RESERVED_NAMES
+
+
+@pytest.mark.parametrize("name", ["class", "lambda", "None"])
+def test_a_keyword_really_breaks_fx_code(name):
+    """Why keywords are reserved: torch.fx writes `self.<name>` in the generated forward."""
+    import torch
+    from torch import fx, nn
+
+    root = nn.Module()
+    root.add_module(name, nn.ReLU())
+    graph = fx.Graph()
+    graph.output(graph.create_node("call_module", name, (graph.placeholder("x"),), {}))
+    with pytest.raises(SyntaxError):
+        fx.GraphModule(root, graph)(torch.zeros(1))
 
 
 def test_the_language_module_imports_no_stage_after_it():

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...expr import Bin, Expr, ExprError, Lit, Var, evaluate
+from ...expr import Bin, CallText, Expr, ExprError, Fn, Lit, Name, Seq, Unary, Var, children, evaluate
 from ...ir import INPUT, Scope, join
 from ...ops import REGISTRY
 from ...spec import BlockDef, CallLayer, Construct, Layer, SeqLayer
@@ -54,6 +54,33 @@ class Unit:
     kids: list[Unit] = field(default_factory=list)
 
 
+_OLD_FUNCS = {"min", "max", "int", "round", "ceil", "floor"}
+
+
+def _plain_expr(e: Expr) -> bool:
+    """An expression this backend can write over class parameters: arithmetic on numbers, no `$in` or `$i`."""
+    if isinstance(e, Var):
+        return e.name not in ("in", "i")
+    if isinstance(e, Fn):
+        return e.name in _OLD_FUNCS and not e.kwargs and all(_plain_expr(a) for a in e.args)
+    if not isinstance(e, (Lit, Name, Seq, Unary, Bin)) or (isinstance(e, Unary) and e.op == "not"):
+        return False
+    return all(_plain_expr(c) for c in children(e))
+
+
+def _plain(layer: Layer) -> bool:
+    """Whether the walk can follow `layer` as written (the language's newer forms are taken from the graph)."""
+    if isinstance(layer, CallLayer):
+        call = layer.call
+        return call.callee_var is None and all(_plain_expr(e) for e in (*call.args, *(k.value for k in call.kwargs)))
+    if isinstance(layer, SeqLayer):
+        return all(not isinstance(i.layer, Construct) or (i.layer.kind != "splice" and i.layer.name is None)
+                   for i in layer.items)
+    return (layer.kind != "splice" and layer.when is None and layer.names is None and layer.start is None
+            and layer.name is None and (layer.repeat is None or _plain_expr(layer.repeat))
+            and all(not isinstance(b.layer, Construct) or b.layer.name is None for b in layer.branches))
+
+
 class Body:
     """The contents of one class (a template's, or the network's), written from one scope of the graph."""
 
@@ -90,10 +117,16 @@ class Body:
 
     # -- the spec side: what each node was written as ----------------------------------
     def walk(self, layer: Layer, rel: str, env: dict[str, Expr]) -> None:
+        if not _plain(layer):
+            self._literal(rel)
+            return
         if isinstance(layer, CallLayer):
             block = self.em.spec.blocks.get(layer.call.name)
             if block is None:
                 self.prims[rel or (layer.call.name if not self.scope.path else "")] = (layer, env)
+                return
+            if not all(_plain_expr(p.default) for p in block.params if p.default is not None):
+                self._literal(rel)
                 return
             benv = self._bind(block, layer, env)
             self.blockcalls[rel] = (layer, env, benv)
@@ -103,6 +136,22 @@ class Body:
                 self.walk(item.layer, join(rel, item.name), env)
         else:
             self._construct(layer, rel, env)
+
+    def _literal(self, rel: str) -> None:
+        """A part written with what this backend does not express as parameters (`when:`, `splice:`, `$in`,
+        a callee variable, ...): its ops take the values the graph has, and its block instances the arguments
+        they were given (a class is still written where every use of a template agrees)."""
+        base = self.abs(self.scope.path, rel)
+        for path, scope in self.net.scopes.items():
+            inside = path == base or path.startswith(base + "/") if base else True
+            if not inside or scope.block is None or scope.args is None or path == self.scope.path:
+                continue
+            args = scope.args
+            call = CallText(scope.block, 0, tuple(Lit(0, v) for v in args.values()))
+            layer = CallLayer(call, scope.loc) if scope.loc is not None else None
+            if layer is not None:
+                self.blockcalls[self.rel(path)] = (layer, {}, {**self.em.var_env,
+                                                               **{k: Lit(0, v) for k, v in args.items()}})
 
     def _construct(self, c: Construct, rel: str, env: dict[str, Expr]) -> None:
         if c.repeat is not None:
@@ -142,6 +191,9 @@ class Body:
                 out[field_name] = subst(arg, env)
             for kw in layer.call.kwargs:
                 out[names.get(kw.key, kw.key)] = subst(kw.value, env)
+        elif op.arity is not None:  # written in a part the walk does not follow: the graph's values
+            attrs = self.net.nodes[node_name].attrs
+            out = {k: Lit(0, getattr(attrs, k)) for k in attrs.model_fields_set}
         self.sa[rel] = out
         return out
 
