@@ -41,8 +41,13 @@ with any of its other names (`conv(out_channels=64, kernel_size=3)`). An op
 without arguments may drop its parentheses: `relu`. Arguments written as a
 pair, `[h, w]`, may also be one number for both.
 
-Shapes leave the batch out: C×H×W, or F for a flat tensor. Ops marked
-*1 or more* inputs read the names given to them: `concat(b1, b2, b3)`, `add(x, input)`.
+Shapes leave the batch out: C×H×W, or F for a flat tensor. After
+`permute([0, 2, 3, 1])` an image tensor is channels-last, H×W×C: ops over the
+last axis (`layernorm`, `linear`, `layer_scale`, activations) take it, convs and
+pools refuse it until `permute([0, 3, 1, 2])` puts the channels first again.
+Ops marked *1 or more* inputs read the names given to them: `concat(b1, b2, b3)`,
+`add(x, input)`. Ops have one output: a split is one node per part, each reading
+the same input (`chunk(2, 0)`, `chunk(2, 1)`).
 """
 
 
@@ -85,7 +90,8 @@ def op_section(op: Op) -> list[str]:
     if rule := shape_rule(op):
         lines += [f"**Shape:** {rule}", ""]
     lines += argument_table(op)
-    lines += [f"Kind: `{op.kind}`. Inputs: {inputs(op)}.", ""]
+    py = "" if op.source is not None else " No Python-source form: `-o .py` refuses it."
+    lines += [f"Kind: `{op.kind}`. Inputs: {inputs(op)}.{py}", ""]
     return lines
 
 

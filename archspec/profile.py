@@ -33,6 +33,7 @@ from torch import fx
 
 from .files import atomic_output
 from .infer import TypedGraph
+from .ops import REGISTRY
 from .ops.common import fmt_shape
 from .summary import layer_rows, totals
 from .table import Column, Table, fmt_int
@@ -196,9 +197,11 @@ def spec_paths(node: fx.Node) -> list[str]:
     return [found] if isinstance(found, str) else list(dict.fromkeys(found))
 
 
-MODULE_KINDS = (("Conv", "conv"), ("Linear", "linear"), ("MaxPool", "maxpool"), ("AvgPool", "avgpool"),
-                ("BatchNorm", "bn"), ("ReLU", "relu"))
-"""Class-name fragments of modules a pass made, and the spec op they compute."""
+def module_op(class_name: str) -> str | None:
+    """The spec op computing a module of this class, by the ops' `torch_modules` fragments (the longest
+    fragment found wins: `ReLU6` over `ReLU`, `AdaptiveAvgPool` over `AvgPool`); None if no op claims it."""
+    found = [(len(f), op.name) for op in REGISTRY.values() for f in op.torch_modules if f in class_name]
+    return max(found, key=lambda lf: lf[0])[1] if found else None
 
 
 def op_kind(node: fx.Node, module: fx.GraphModule | None = None) -> str:
@@ -208,7 +211,7 @@ def op_kind(node: fx.Node, module: fx.GraphModule | None = None) -> str:
         return str(op)
     if node.op == "call_module" and module is not None:
         name = type(module.get_submodule(str(node.target))).__name__
-        return next((kind for fragment, kind in MODULE_KINDS if fragment in name), name)
+        return module_op(name) or name
     target = node.target
     return target if isinstance(target, str) else getattr(target, "__name__", str(target))
 

@@ -23,7 +23,7 @@ from ..graph import build_graph
 from ..infer import TypedGraph, infer
 from ..ir import INPUT
 from ..load import load_text
-from ..ops import IDENTITY, REGISTRY, FunctionCall
+from ..ops import IDENTITY, REGISTRY, FunctionCall, ParamCall
 from ..validate import validate
 
 
@@ -77,11 +77,14 @@ def _instantiate(typed: TypedGraph) -> tuple[nn.Module, dict[str, Any]]:
         result = REGISTRY[node.op].emit(node.attrs, ins)
         if isinstance(result, nn.Module):
             _install(root, node.module_path, result, node)
+        elif isinstance(result, ParamCall):
+            _install(root, node.module_path, result.param, node)
         emitted[name] = result
     return root, emitted
 
 
-def _install(root: nn.Module, path: str, module: nn.Module, node: Any) -> None:
+def _install(root: nn.Module, path: str, module: nn.Module | nn.Parameter, node: Any) -> None:
+    """Put a node's module (or its learned tensor, a `ParamCall`'s) at its path, making the scopes above it."""
     *parents, leaf = path.split(".")
     owner = root
     for part in parents:
@@ -90,10 +93,13 @@ def _install(root: nn.Module, path: str, module: nn.Module, node: Any) -> None:
             child = nn.Module()
             owner.add_module(part, child)
         owner = child
-    if leaf in owner._modules:
+    if leaf in owner._modules or leaf in owner._parameters:
         raise SpecError([Diagnostic("duplicate-name", f"two modules would be named '{path}'", loc=node.loc,
                                     path=node.name)])
-    owner.add_module(leaf, module)
+    if isinstance(module, nn.Parameter):
+        owner.register_parameter(leaf, module)
+    else:
+        owner.add_module(leaf, module)
 
 
 def _fx_graph(typed: TypedGraph, emitted: dict[str, Any], training: bool) -> fx.Graph:
@@ -114,6 +120,9 @@ def _fx_graph(typed: TypedGraph, emitted: dict[str, Any], training: bool) -> fx.
         if isinstance(result, FunctionCall):
             fn_args = ((args,) if result.pack else tuple(args)) + result.args
             n = graph.create_node("call_function", result.fn, fn_args, dict(result.kwargs), name=fx_name)
+        elif isinstance(result, ParamCall):
+            param = graph.get_attr(node.module_path)
+            n = graph.create_node("call_function", result.fn, (*args, param), name=fx_name)
         else:
             n = graph.create_node("call_module", node.module_path, tuple(args), {}, name=fx_name)
         n.meta["archspec"] = {"path": name, "op": node.op, "loc": str(node.loc), "origin": str(node.origin),

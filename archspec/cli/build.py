@@ -116,6 +116,8 @@ def _save(module: Any, typed: Any, output: str) -> None:
 
     try:
         save(module, typed, output)
+    except SpecError as exc:  # a node the format cannot express (an op without a Python-source form)
+        fail(exc)
     except ExportError as exc:
         click.echo(f"error[export-failed]: {output}: {exc}", err=True)
         sys.exit(1)

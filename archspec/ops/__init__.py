@@ -1,6 +1,22 @@
 """The op registry; importing this package registers every primitive op."""
 
-from . import activation, conv, dense, merge, norm, pool  # noqa: F401  (registration)
-from .registry import IDENTITY, REGISTRY, Attrs, FunctionCall, Op, Shape, ShapeError, get_op
+from . import activation, channels, conv, dense, layer_scale, layout, merge, norm, pool  # noqa: F401  (registration)
+from .registry import (
+    IDENTITY,
+    REGISTRY,
+    SOURCE_IDENTITY,
+    Attrs,
+    ChannelsLast,
+    FunctionCall,
+    Op,
+    ParamCall,
+    Shape,
+    ShapeError,
+    SourceArgs,
+    SourceForm,
+    get_op,
+    register,
+)
 
-__all__ = ["IDENTITY", "REGISTRY", "Attrs", "FunctionCall", "Op", "Shape", "ShapeError", "get_op"]
+__all__ = ["IDENTITY", "REGISTRY", "SOURCE_IDENTITY", "Attrs", "ChannelsLast", "FunctionCall", "Op", "ParamCall",
+           "Shape", "ShapeError", "SourceArgs", "SourceForm", "get_op", "register"]

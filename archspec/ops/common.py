@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BeforeValidator, Field
 
-from .registry import Shape, ShapeError
+from .registry import Shape, ShapeError, channels_last
 
 Pos = Annotated[int, Field(ge=1, strict=True)]
 NonNeg = Annotated[int, Field(ge=0, strict=True)]
@@ -40,9 +40,10 @@ def same_shape(a: object, ins: list[Shape]) -> Shape:
 
 
 def fmt_shape(shape: Shape | None) -> str:
+    """`64×56×56`; a channels-last shape says so: `56×56×64 (H×W×C)`."""
     if shape is None:
         return "?"
-    return "×".join(str(d) for d in shape)
+    return "×".join(str(d) for d in shape) + (" (H×W×C)" if channels_last(shape) else "")
 
 
 def fmt_window(k: tuple[int, int], s: tuple[int, int]) -> str:
@@ -55,6 +56,9 @@ def fmt_pair(p: tuple[int, int], sep: str = "×") -> str:
 
 
 def need_chw(name: str, shape: Shape) -> tuple[int, int, int]:
+    if channels_last(shape):
+        raise ShapeError(f"{name} needs a channels-first C×H×W input", expected="C×H×W", found=fmt_shape(shape),
+                         hint="this tensor has its channels last: put `permute([0, 3, 1, 2])` before it")
     if len(shape) != 3:
         raise ShapeError(f"{name} needs a C×H×W input", expected="C×H×W", found=fmt_shape(shape),
                          hint="a flattened tensor cannot go into a spatial op; move `flatten` later")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 
 from .common import Padding, Pos, PosPair, check_spatial, conv_size, fmt_pair, fmt_window, need_chw
-from .registry import Attrs, Op, Shape, ShapeError, register
+from .registry import Attrs, Op, Shape, ShapeError, SourceArgs, SourceForm, register
+from .source import ctor, required
 
 
 class ConvAttrs(Attrs):
@@ -73,6 +74,12 @@ def _emit(a: ConvAttrs, ins: list[Shape]):
                      dilation=a.d, groups=a.groups, bias=a.bias)
 
 
+def _source(a: SourceArgs) -> SourceForm:
+    first = [a.in_ch(), required(a, "out"), required(a, "k")]
+    keywords = {"s": "stride", "p": "padding", "d": "dilation", "groups": "groups", "bias": "bias"}
+    return SourceForm(module=ctor("nn.Conv2d", a, first, keywords), out_ch=a.expr("out"))
+
+
 def _label(a: ConvAttrs) -> str:
     extra = "" if a.groups == 1 else f" g{a.groups}"
     return f"conv {fmt_window(a.k, a.s)}, {a.out}{extra}"
@@ -80,7 +87,7 @@ def _label(a: ConvAttrs) -> str:
 
 register(Op(
     name="conv", attrs=ConvAttrs, infer=_infer, emit=_emit, params=_params, macs=_macs, weights=_weights,
-    kind="conv", label=_label,
+    kind="conv", label=_label, source=_source, torch_modules=("Conv",),
     doc="2-D convolution. `k`, `s`, `d` take a number or a pair [h, w]; `p` a number, a pair, "
         "`same` (stride 1 only) or `valid`. Input channels are inferred.",
 ))

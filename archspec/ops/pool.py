@@ -1,4 +1,4 @@
-"""Pooling: `maxpool`, `avgpool`, `adaptive_avgpool`, `adaptive_maxpool`, `global_avgpool`."""
+"""Pooling: `maxpool`, `avgpool`, `adaptive_avgpool`, `adaptive_maxpool`, `global_avgpool`, `mean`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, BeforeValidator, Field
 
 from .common import NonNegPair, Pos, PosPair, check_spatial, fmt_pair, fmt_window, need_chw, pool_size, to_pair
-from .registry import Attrs, NoAttrs, Op, Shape, ShapeError, register
+from .registry import Attrs, FunctionCall, NoAttrs, Op, Shape, ShapeError, SourceArgs, SourceForm, register
+from .source import ctor, required
 
 _K = Field(validation_alias=AliasChoices("k", "kernel", "kernel_size"))
 _S = Field(None, validation_alias=AliasChoices("s", "stride"))
@@ -83,15 +84,25 @@ def _emit_avg(a: AvgPoolAttrs, ins: list[Shape]):
                         count_include_pad=a.count_include_pad)
 
 
+def _source_max(a: SourceArgs) -> SourceForm:
+    keywords = {"s": "stride", "p": "padding", "d": "dilation", "ceil": "ceil_mode"}
+    return SourceForm(module=ctor("nn.MaxPool2d", a, [required(a, "k")], keywords))
+
+
+def _source_avg(a: SourceArgs) -> SourceForm:
+    keywords = {"s": "stride", "p": "padding", "ceil": "ceil_mode", "count_include_pad": "count_include_pad"}
+    return SourceForm(module=ctor("nn.AvgPool2d", a, [required(a, "k")], keywords))
+
+
 register(Op(
     name="maxpool", attrs=MaxPoolAttrs, kind="pool", label=_label("maxpool"),
-    infer=_maxpool_infer, emit=_emit_max,
+    infer=_maxpool_infer, emit=_emit_max, source=_source_max, torch_modules=("MaxPool",),
     doc="Max pooling. `s` defaults to `k` (as in PyTorch); `ceil=true` rounds the output size up, "
         "dropping a last window that would start in the right padding.",
 ))
 register(Op(
     name="avgpool", attrs=AvgPoolAttrs, kind="pool", label=_label("avgpool"),
-    infer=_avgpool_infer, emit=_emit_avg,
+    infer=_avgpool_infer, emit=_emit_avg, source=_source_avg, torch_modules=("AvgPool",),
     doc="Average pooling; `count_include_pad` (default true, as in PyTorch) divides by the full "
         "window including padding.",
 ))
@@ -130,14 +141,22 @@ def _emit_adaptive(cls_name: str):
     return emit
 
 
+def _source_adaptive(cls_name: str):
+    def source(a: SourceArgs) -> SourceForm:
+        return SourceForm(module=f"nn.{cls_name}({required(a, 'out')})")
+    return source
+
+
 register(Op(
     name="adaptive_avgpool", attrs=AdaptiveAttrs, kind="pool", infer=_adaptive("adaptive_avgpool"),
     emit=_emit_adaptive("AdaptiveAvgPool2d"), label=_adaptive_label("adaptive avgpool"),
+    source=_source_adaptive("AdaptiveAvgPool2d"), torch_modules=("AdaptiveAvgPool",),
     doc="Adaptive average pooling to a fixed output size `out` (a number or [h, w]).",
 ))
 register(Op(
     name="adaptive_maxpool", attrs=AdaptiveAttrs, kind="pool", infer=_adaptive("adaptive_maxpool"),
     emit=_emit_adaptive("AdaptiveMaxPool2d"), label=_adaptive_label("adaptive maxpool"),
+    source=_source_adaptive("AdaptiveMaxPool2d"), torch_modules=("AdaptiveMaxPool",),
     doc="Adaptive max pooling to a fixed output size `out`.",
 ))
 
@@ -157,5 +176,25 @@ register(Op(
     name="global_avgpool", attrs=NoAttrs, kind="pool",
     infer=_global_infer,
     emit=_emit_global, label=lambda a: "global avgpool",
+    source=lambda a: SourceForm(module="nn.AdaptiveAvgPool2d(1)"),
     doc="Average over all of H×W, giving C×1×1 (adaptive average pooling to 1×1).",
+))
+
+
+def _mean_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
+    """C×H×W → C (flat): the mean over H×W."""
+    return (need_chw("mean", ins[0])[0],)
+
+
+def _mean_emit(a: NoAttrs, ins: list[Shape]) -> FunctionCall:
+    import torch
+
+    return FunctionCall(torch.mean, {"dim": [2, 3]})
+
+
+register(Op(
+    name="mean", attrs=NoAttrs, kind="pool", infer=_mean_infer, emit=_mean_emit, label=lambda a: "mean H×W",
+    source=lambda a: SourceForm(call=lambda xs: f"{xs[0]}.mean([2, 3])"),
+    doc="The mean over H×W, flat: `x.mean([2, 3])` as MNASNet and ShuffleNetV2 write it. It equals "
+        "`global_avgpool` then `flatten` up to float rounding (1e-6), without the module.",
 ))

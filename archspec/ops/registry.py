@@ -2,23 +2,58 @@
 
 Each op is defined once, as an `Op`, with everything every stage needs: its
 attribute model (pydantic; the field order is the positional-argument order),
-its shape rule, its param and MAC counts, its torch emitter and its draw label.
-Shape rules and counts are pure functions of (attrs, input shapes); emitters
-import torch lazily, so nothing before the torch backend ever imports it.
-The `doc` and the shape rule's docstring are the op's entry in docs/ops.md
-(`python -m archspec.opsdoc > docs/ops.md`).
+its shape rule, its param and MAC counts, its torch emitter, its Python-source
+form, the torch modules that compute it and its draw label. Every stage (torch
+and Python-source backends, ONNX export, draw, profile, summary, docs) reads
+these facts from here; a new op is one file in archspec/ops/ that calls
+`register`. Shape rules and counts are pure functions of (attrs, input
+shapes); emitters import torch lazily, so nothing before the torch backend
+ever imports it. The `doc` and the shape rule's docstring are the op's entry
+in docs/ops.md (`python -m archspec.opsdoc > docs/ops.md`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 Shape = tuple[int, ...]
-"""A tensor shape without the batch dimension: (C, H, W) or (F,)."""
+"""A tensor shape without the batch dimension: (C, H, W), (F,), or `ChannelsLast` (H, W, C)."""
+
+
+class ChannelsLast(tuple):  # type: ignore[type-arg]
+    """The shape (H, W, C) of an image tensor whose channels are its last axis (after `permute`).
+
+    A plain tuple (C, H, W) is channels-first: what convs and pools take. This subclass is
+    the layout marker: ops over the last axis (`layernorm`, `linear`) accept it, spatial ops
+    refuse it. It never equals a plain tuple, so shapes of the two layouts are never confused.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChannelsLast) and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("channels_last", *self))
+
+    def __repr__(self) -> str:
+        return f"ChannelsLast{tuple.__repr__(self)}"
+
+
+def channels_last(shape: Shape) -> bool:
+    return isinstance(shape, ChannelsLast)
+
+
+def channel_count(shape: Shape) -> int | None:
+    """The size of the channel axis: C of C×H×W and of H×W×C, F of a flat F; None for a scalar."""
+    if not shape:
+        return None
+    return shape[-1] if channels_last(shape) else shape[0]
 
 
 class Attrs(BaseModel):
@@ -53,28 +88,123 @@ IDENTITY = FunctionCall(fn=lambda x: x)
 """Emitted by ops that compute nothing; the backend forwards their input."""
 
 
+@dataclass(frozen=True)
+class ParamCall:
+    """What an emitter returns for an op that owns a learned tensor but no module: `fn(*inputs, param)`.
+
+    The backend registers `param` (an `nn.Parameter`) on the module of the enclosing scope under
+    the node's own name, so that a node `block/layer_scale` has the state_dict key
+    `block.layer_scale`, as torchvision's ConvNeXt has it, not `block.layer_scale.weight`.
+    """
+
+    param: Any
+    fn: Callable[..., Any]
+
+
+class SourceArgs(Protocol):
+    """What an op's Python-source form is given: one node, as the spec wrote it.
+
+    Texts are Python expressions over the enclosing class's parameters (`c3r`, `self.scale`,
+    `2 * w`), or constants where the spec wrote constants.
+    """
+
+    ins: list[Shape]
+    """The concrete input shapes of the node (every use a class is written for has the same ranks)."""
+
+    def arg(self, name: str) -> str | None:
+        """The text of the argument `name` (its field name) as the spec wrote it, or None if left out."""
+        ...
+
+    def value(self, name: str) -> Any:
+        """The argument's value at this node (the default if left out)."""
+        ...
+
+    def fixed(self, name: str) -> bool:
+        """Whether the argument reads no class parameter (its text is a constant)."""
+        ...
+
+    def in_ch(self, i: int = 0) -> str:
+        """The text of input `i`'s channel count (see `channel_count`)."""
+        ...
+
+    def expr(self, name: str) -> Any:
+        """The argument as an expression (`archspec.expr.Expr`) over the class parameters."""
+        ...
+
+    def channels(self, i: int = 0) -> Any:
+        """Input `i`'s channel count as an expression over the class parameters."""
+        ...
+
+
+@dataclass(frozen=True)
+class SourceForm:
+    """An op as standalone PyTorch source (the `-o .py` backend).
+
+    Give `module` (a constructor, for ops that hold parameters or must be modules), `call`
+    (an expression, for stateless ops), or both: a stateless op with a module form can sit in
+    an `nn.Sequential` and is written as a call elsewhere. `param` is for ops returning a
+    `ParamCall`: the text of the tensor assigned to the node's name on the enclosing module,
+    whose attribute path `call` receives after the inputs.
+    """
+
+    module: str | None = None
+    """`nn.Conv2d(in_ch, 64, 3)`: the text constructing a module."""
+    call: Callable[[list[str]], str] | None = None
+    """From the inputs' variable names, the expression computing the op: `torch.cat([a, b], 1)`."""
+    param: str | None = None
+    """`nn.Parameter(torch.full((96, 1, 1), 1e-06))`: a learned tensor owned by the enclosing module."""
+    helpers: tuple[str, ...] = ()
+    """Source of the top-level definitions (a `def` or `class`) the texts use, written once into the file."""
+    identity: bool = False
+    """The op computes nothing here (the input passes through)."""
+    out_ch: Any = None
+    """The output's channel count as an expression over the class parameters (`archspec.expr.Expr`,
+    see `archspec.ops.source.plus`); None: that of the first input with the output's channel count."""
+
+
+SOURCE_IDENTITY = SourceForm(identity=True, module="nn.Identity()")
+"""The source form of an op that passes its input through."""
+
+
 def _zero(attrs: Any, ins: list[Shape], out: Shape) -> int:
     return 0
 
 
 @dataclass(frozen=True)
 class Op:
-    """A primitive op. `arity` is the number of inputs; None means one or more."""
+    """A primitive op: every fact about it that any stage needs. Plugins fill one and `register` it."""
 
     name: str
+    """The name a spec calls it by: `conv`."""
     attrs: type[Attrs]
+    """Its arguments (a frozen pydantic model); field order is the positional order."""
     infer: Callable[[Any, list[Shape]], Shape]
+    """The shape rule `(attrs, input shapes) -> output shape`, torch-free; raises `ShapeError`.
+    Its docstring is the rule in docs/ops.md."""
     emit: Callable[[Any, list[Shape]], Any]
+    """The torch emitter `(attrs, input shapes) ->` an `nn.Module`, a `FunctionCall`, `IDENTITY` or a
+    `ParamCall`; imports torch inside."""
     params: Callable[[Any, list[Shape], Shape], int] = _zero
+    """Learned parameters of the emitted op."""
     macs: Callable[[Any, list[Shape], Shape], int] = _zero
+    """Multiply-accumulates for one image (conv and matmul work; 0 for element-wise ops)."""
     weights: Callable[[Any, list[Shape], Shape], int] | None = None
     """Parameters without biases (the papers' convention); None means the same as `params`."""
     buffer_bytes: Callable[[Any, list[Shape]], int] = lambda attrs, ins: 0
     """Bytes of the buffers (state that is not a parameter) the op's torch module holds."""
     arity: int | None = 1
+    """The number of inputs; None means one or more, given by name: `concat(a, b)`."""
     kind: str = "other"
+    """Its family (`conv`, `pool`, `act`, ...): the section of docs/ops.md, the draw style, summary rows."""
     label: Callable[[Any], str] | None = None
+    """The short text drawn in its box and shown by `summary`: `conv 3×3/2, 64`; None shows the name."""
     doc: str = ""
+    """What it computes, in whole sentences (docs/ops.md)."""
+    source: Callable[[SourceArgs], SourceForm] | None = None
+    """Its Python-source form (`-o .py`); None means `-o .py` refuses a spec that uses it."""
+    torch_modules: tuple[str, ...] = ()
+    """Fragments of the class names of torch modules that compute it, its own and those a pass makes
+    (`Conv` for Conv2d and PackedConv2d): how `profile` names a module that carries no spec op."""
 
     @cached_property
     def positional(self) -> list[str]:

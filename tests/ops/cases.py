@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from archspec.ops import REGISTRY, Attrs, FunctionCall, Op, Shape, ShapeError
+from archspec.ops import REGISTRY, Attrs, ChannelsLast, FunctionCall, Op, ParamCall, Shape, ShapeError
 from archspec.ops.activation import KINDS
 
 ERROR = "error"
@@ -58,22 +58,25 @@ def op_call(name: str, ins: Shape | list[Shape], *args: Any, **kwargs: Any) -> C
 
 
 def rule_outcome(case: Case) -> Outcome:
-    """The shape rule's output shape, or ERROR if it refuses (checking that it says why)."""
+    """The shape rule's output shape as a plain tuple (torch's shapes carry no layout), or ERROR if it
+    refuses (checking that it says why)."""
     try:
-        return case.op.infer(case.attrs(), list(case.ins))
+        return tuple(case.op.infer(case.attrs(), list(case.ins)))
     except ShapeError as exc:
         assert exc.message and exc.expected and exc.found, f"{case}: a ShapeError without expected/found"
         return ERROR
 
 
-def emit(case: Case, device: str = "cpu") -> nn.Module | FunctionCall:
+def emit(case: Case, device: str = "cpu") -> nn.Module | FunctionCall | ParamCall:
     """What the op's emitter produces for the case, created on `device`."""
     with torch.device(device):
         return case.op.emit(case.attrs(), list(case.ins))
 
 
-def apply(emitted: nn.Module | FunctionCall, inputs: list[torch.Tensor]) -> torch.Tensor:
+def apply(emitted: nn.Module | FunctionCall | ParamCall, inputs: list[torch.Tensor]) -> torch.Tensor:
     """Run an emitted module or function call as the torch backend does (modules in eval mode)."""
+    if isinstance(emitted, ParamCall):
+        return emitted.fn(*inputs, emitted.param)
     if isinstance(emitted, FunctionCall):
         args = ((inputs,) if emitted.pack else tuple(inputs)) + emitted.args
         return emitted.fn(*args, **emitted.kwargs)
@@ -134,6 +137,16 @@ def flat(f: int = 16) -> st.SearchStrategy[Shape]:
 def spatial(c: int = 8, hw: int = 20) -> st.SearchStrategy[Shape]:
     """Input of a spatial op: C×H×W, and one time in ten a flat F (which it must refuse)."""
     return st.integers(0, 9).flatmap(lambda i: flat(c) if i == 0 else chw(c, hw))
+
+
+def hwc(c: int = 8, hw: int = 8) -> st.SearchStrategy[Shape]:
+    """A channels-last H×W×C (after `permute([0, 2, 3, 1])`)."""
+    return st.tuples(st.integers(1, hw), st.integers(1, hw), st.integers(1, c)).map(ChannelsLast)
+
+
+def any_layout() -> st.SearchStrategy[Shape]:
+    """C×H×W, H×W×C or F: the inputs of ops over the channel (last) axis."""
+    return st.one_of(chw(6, 8), hwc(6, 8), flat())
 
 
 def any_rank() -> st.SearchStrategy[Shape]:
@@ -209,6 +222,42 @@ def add_case(draw: st.DrawFn) -> Case:
     return Case("add", {}, tuple(ins))
 
 
+@st.composite
+def broadcast_case(draw: st.DrawFn, name: str) -> Case:
+    """Inputs of one rank, each size equal to the first's or 1 (an SE gate C×1×1 times C×H×W), now and then
+    with a size that neither equals nor is 1, so that torch cannot broadcast them either."""
+    base = draw(st.one_of(st.tuples(*[st.integers(2, 6)] * 3), st.tuples(st.integers(2, 16)),
+                          st.tuples(*[st.integers(2, 6)] * 3).map(ChannelsLast)))
+    ins = []
+    for _ in range(draw(st.integers(1, 3))):
+        dims = [1 if draw(st.integers(0, 3)) == 0 else d for d in base]
+        if draw(st.integers(0, 5)) == 0:
+            dims[draw(st.integers(0, len(dims) - 1))] += 1
+        ins.append(ChannelsLast(dims) if isinstance(base, ChannelsLast) else tuple(dims))
+    return Case(name, {}, tuple(ins))
+
+
+PERMUTATIONS = {"chw": [[0, 2, 3, 1], [0, 1, 3, 2], [0, 1, 2, 3]], "hwc": [[0, 3, 1, 2], [0, 2, 1, 3], [0, 1, 2, 3]]}
+
+
+@st.composite
+def permute_case(draw: st.DrawFn) -> Case:
+    """An order that keeps a layout archspec knows (the others: EDGE_CASES); one time in ten a flat input."""
+    layout = draw(st.sampled_from(["chw", "hwc", "flat"]))
+    shape = draw({"chw": chw(6, 8), "hwc": hwc(6, 8), "flat": flat()}[layout])
+    dims = draw(st.sampled_from(PERMUTATIONS["chw" if layout == "flat" else layout]))
+    return draw(drawn_call("permute", {"dims": dims}, (shape,)))
+
+
+@st.composite
+def slice_case(draw: st.DrawFn) -> Case:
+    """A non-empty range that now and then runs past the channels."""
+    shape = draw(st.one_of(chw(8, 5), flat(8)))
+    start = draw(st.integers(0, 9))
+    stop = draw(opt(st.integers(start + 1, 11)))
+    return draw(drawn_call("slice", {"start": start, "stop": stop}, (shape,)))
+
+
 def unary(name: str, values: st.SearchStrategy[dict[str, Any]], shape: st.SearchStrategy[Shape]
           ) -> st.SearchStrategy[Case]:
     return st.tuples(values, shape).flatmap(lambda vs: drawn_call(name, vs[0], (vs[1],)))
@@ -226,11 +275,22 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "leaky_relu": unary("leaky_relu", fixed(slope=opt(st.floats(0, 1))), any_rank()),
     "scale": unary("scale", fixed(factor=finite), any_rank()),
     "conv": conv_case(),
-    "linear": unary("linear", fixed(out=st.integers(1, 16), bias=opt(st.booleans())), flat(32)),
+    "linear": unary("linear", fixed(out=st.integers(1, 16), bias=opt(st.booleans())),
+                    st.one_of(flat(32), hwc(12, 4))),
     "flatten": unary("flatten", st.just({}), any_rank()),
     "dropout": unary("dropout", fixed(p=opt(st.floats(0, 1))), any_rank()),
     "concat": concat_case(),
     "add": add_case(),
+    "mul": broadcast_case("mul"),
+    "layernorm": unary("layernorm", fixed(eps=opt(st.floats(1e-6, 0.1)), affine=opt(st.booleans())), any_layout()),
+    "layer_scale": unary("layer_scale", fixed(init=opt(finite)), any_layout()),
+    "drop_path": unary("drop_path", fixed(p=st.floats(0, 1)), any_rank()),
+    "permute": permute_case(),
+    "chunk": unary("chunk", fixed(chunks=st.integers(1, 5), index=opt(st.integers(0, 5))),
+                   st.one_of(chw(9, 4), flat(9))),
+    "slice": slice_case(),
+    "channel_shuffle": unary("channel_shuffle", fixed(groups=st.integers(1, 4)), chw(8, 4)),
+    "mean": unary("mean", st.just({}), spatial(4, 6)),
     "bn": unary("bn", fixed(eps=opt(st.floats(1e-6, 0.1)), momentum=opt(st.one_of(st.none(), st.floats(0, 1))),
                             affine=opt(st.booleans())), any_rank()),
     "lrn": unary("lrn", fixed(size=st.integers(1, 7), alpha=opt(st.floats(0, 1)), beta=opt(st.floats(0, 1)),

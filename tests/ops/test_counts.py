@@ -2,13 +2,14 @@
 
 The MAC convention: one MAC (multiply-accumulate) per multiply-add of a conv or
 a linear layer, for one image (batch 1); bias additions are not counted. Pooling,
-batch norm, LRN, activations, dropout, scale, add and concat count 0 MACs.
+norms, activations, dropout, scales, add, mul, concat and the reshaping ops count 0 MACs.
 `torch.utils.flop_counter.FlopCounterMode` counts 2 FLOPs per multiply-add of
 conv and matmul and nothing for the rest, so an op's MACs are exactly half the
 FLOPs it reports.
 
 Parameters are the emitted module's `parameters()`: weights and biases, BN's
-scale and shift; BN's running statistics are buffers, not parameters.
+scale and shift; BN's running statistics are buffers, not parameters. A learned
+tensor owned by the enclosing module (`layer_scale`'s `ParamCall`) counts too.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from hypothesis import assume, given
 from torch.utils.flop_counter import FlopCounterMode
 
 import archspec
-from archspec.ops import REGISTRY
+from archspec.ops import REGISTRY, ParamCall
 
 from .cases import CASES, ERROR, Case, apply, emit, examples, op_call, random_inputs, rule_outcome
 
@@ -33,6 +34,8 @@ COUNT_EXAMPLES = {"conv": 120, "linear": 40, "maxpool": 40, "avgpool": 40}
 
 def torch_params(case: Case) -> int:
     emitted = emit(case)
+    if isinstance(emitted, ParamCall):
+        return emitted.param.numel()
     return sum(p.numel() for p in emitted.parameters()) if isinstance(emitted, torch.nn.Module) else 0
 
 

@@ -76,3 +76,34 @@ def test_importing_the_ops_does_not_import_torch() -> None:
     code = "import archspec.ops, archspec.opsdoc, sys; assert 'torch' not in sys.modules, 'torch was imported'"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(("class_name", "op"), [
+    ("Conv2d", "conv"), ("PackedConv2d", "conv"), ("SeparableMaxPool2d", "maxpool"), ("AvgPool2d", "avgpool"),
+    ("AdaptiveAvgPool2d", "adaptive_avgpool"), ("ReLU", "relu"), ("ReLU6", "relu6"), ("BatchNorm2d", "bn"),
+    ("Linear", "linear"), ("Hardsigmoid", "hardsigmoid"), ("Unheard", None),
+])
+def test_profile_names_a_module_by_the_ops_torch_modules(class_name: str, op: str | None) -> None:
+    from archspec.profile import module_op
+
+    assert module_op(class_name) == op
+
+
+@pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
+def test_every_module_an_op_emits_is_claimed_by_an_op(op: Op) -> None:
+    """`profile` can name each module class the torch backend makes, from the registry alone."""
+    import torch
+
+    from archspec.profile import module_op
+
+    @examples(5)
+    @given(case=CASES[op.name])
+    def check(case: Case) -> None:
+        try:
+            emitted = op.emit(case.attrs(), list(case.ins))
+        except (ValueError, RuntimeError, ZeroDivisionError):
+            return
+        if isinstance(emitted, torch.nn.Module):
+            assert module_op(type(emitted).__name__) is not None, type(emitted).__name__
+
+    check()

@@ -16,7 +16,7 @@ import pytest
 import torch
 from hypothesis import given
 
-from archspec.ops import REGISTRY, ShapeError
+from archspec.ops import REGISTRY, ChannelsLast, ShapeError
 from archspec.ops.activation import KINDS
 
 from .cases import (
@@ -120,6 +120,22 @@ EDGE_CASES: list[tuple[Case, Outcome]] = [
     (op_call("adaptive_avgpool", (3, 17, 17), 4), (3, 4, 4)),
     (op_call("global_avgpool", (1024, 7, 7)), (1024, 1, 1)),
     (op_call("scale", (5, 2, 2), 0.17), (5, 2, 2)),
+    # mul broadcasts as torch does: the SE gate
+    (op_call("mul", [(16, 1, 1), (16, 7, 7)]), (16, 7, 7)),
+    (op_call("mul", [(16, 7, 7), (1, 7, 7), (16, 1, 7)]), (16, 7, 7)),
+    (op_call("mul", [(16, 7, 7), (8, 1, 1)]), ERROR),
+    # channel splits as torch.chunk and slicing cut them
+    (op_call("chunk", (116, 28, 28), 2, 1), (58, 28, 28)),
+    (op_call("chunk", (7, 2, 2), 3, 2), (1, 2, 2)),
+    (op_call("chunk", (4, 2, 2), 3, 2), ERROR),  # torch cuts 4 into 2 chunks of 2
+    (op_call("slice", (10, 3, 3), 2, 5), (3, 3, 3)),
+    (op_call("slice", (10, 3, 3), 4), (6, 3, 3)),
+    (op_call("slice", (10, 3, 3), 4, 11), ERROR),
+    (op_call("channel_shuffle", (116, 28, 28), 2), (116, 28, 28)),
+    (op_call("channel_shuffle", (9, 2, 2), 2), ERROR),
+    (op_call("mean", (1280, 7, 7)), (1280,)),
+    (op_call("layernorm", (96, 1, 1)), (96, 1, 1)),
+    (op_call("drop_path", (8, 4, 4), 0.1), (8, 4, 4)),
 ]
 
 
@@ -158,6 +174,8 @@ ERROR_CODES = [
     (op_call("conv", (4, 6, 6), 6, 3, groups=3), "shape-mismatch"),
     (op_call("concat", [(64, 28, 28), (32, 27, 28)]), "shape-mismatch"),
     (op_call("linear", (4, 3, 4), 5), "shape-mismatch"),
+    (op_call("mul", [(16, 7, 7), (8, 1, 1)]), "shape-mismatch"),
+    (op_call("permute", (3, 4, 5), [0, 2, 1, 3]), "shape-mismatch"),
 ]
 
 
@@ -176,6 +194,12 @@ STRICTER_THAN_TORCH = [
     # torch broadcasts; a residual connection whose shapes differ is a mistake in a spec
     op_call("add", [(8, 1, 1), (8, 4, 4)]),
     op_call("add", [(8, 4, 4), (4,)]),
+    # a flat F times C×H×W: torch lines the batch axis up with H; archspec wants inputs of one rank
+    op_call("mul", [(4,), (3, 4, 4)]),
+    # an order that leaves the channels in the middle, which no op after it could read
+    op_call("permute", (3, 4, 5), [0, 2, 1, 3]),
+    # a conv on a channels-last tensor: torch would read H as the channels
+    op_call("conv", ChannelsLast((3, 4, 3)), 2, 1),
 ]
 
 
@@ -187,7 +211,7 @@ def test_rule_is_stricter_than_torch(case: Case) -> None:
 
 NAMESAKES = {"relu": torch.nn.ReLU, "relu6": torch.nn.ReLU6, "gelu": torch.nn.GELU, "silu": torch.nn.SiLU,
              "sigmoid": torch.nn.Sigmoid, "tanh": torch.nn.Tanh, "hardswish": torch.nn.Hardswish,
-             "identity": torch.nn.Identity}
+             "hardsigmoid": torch.nn.Hardsigmoid, "identity": torch.nn.Identity}
 
 
 def test_every_activation_kind_has_a_namesake() -> None:
@@ -226,3 +250,119 @@ def test_emitted_modules_carry_their_attributes() -> None:
     conv = emit(op_call("conv", (4, 9, 9), 6, [1, 7], s=[1, 2], p=[0, 3], d=[2, 1], groups=2, bias=False))
     assert (conv.kernel_size, conv.stride, conv.padding, conv.dilation, conv.groups, conv.bias) == \
         ((1, 7), (1, 2), (0, 3), (2, 1), 2, None)
+
+
+# -- layouts: permute, and the ops over the last axis ---------------------------------------------
+
+
+def test_permute_marks_the_layout_and_back() -> None:
+    last = REGISTRY["permute"].infer(op_call("permute", (96, 56, 56), [0, 2, 3, 1]).attrs(), [(96, 56, 56)])
+    assert isinstance(last, ChannelsLast) and tuple(last) == (56, 56, 96)
+    assert last != (56, 56, 96), "a channels-last shape never equals a channels-first one"
+    first = REGISTRY["permute"].infer(op_call("permute", last, [0, 3, 1, 2]).attrs(), [last])
+    assert type(first) is tuple and first == (96, 56, 56)
+
+
+@pytest.mark.parametrize("name", ["conv", "maxpool", "avgpool", "bn", "global_avgpool", "mean", "concat",
+                                  "channel_shuffle", "chunk"])
+def test_channels_first_ops_refuse_channels_last(name: str) -> None:
+    args = {"conv": (8, 1), "maxpool": (2,), "avgpool": (2,), "channel_shuffle": (2,), "chunk": (2,)}.get(name, ())
+    shape = ChannelsLast((4, 4, 8))
+    with pytest.raises(ShapeError) as info:
+        case = op_call(name, [shape] if REGISTRY[name].arity is None else shape, *args)
+        case.op.infer(case.attrs(), list(case.ins))
+    assert "H×W×C" in (info.value.found or "")
+
+
+def test_linear_and_layernorm_over_the_last_axis_of_channels_last() -> None:
+    shape = ChannelsLast((7, 7, 96))
+    lin = op_call("linear", shape, 384)
+    out = lin.op.infer(lin.attrs(), [shape])
+    assert isinstance(out, ChannelsLast) and tuple(out) == (7, 7, 384)
+    x = random_inputs(lin)[0]
+    module = emit(lin)
+    assert module.weight.shape == (384, 96)
+    torch.testing.assert_close(apply(module, [x]), x @ module.weight.T + module.bias)
+    norm = op_call("layernorm", shape)
+    assert norm.op.infer(norm.attrs(), [shape]) == shape
+    assert type(emit(norm)) is torch.nn.LayerNorm
+
+
+def test_mul_with_an_se_gate_computes_torchs_product() -> None:
+    case = op_call("mul", [(6, 1, 1), (6, 5, 5)])
+    gate, x = random_inputs(case)
+    torch.testing.assert_close(apply(emit(case), [gate, x]), gate * x, rtol=0, atol=0)
+    three = op_call("mul", [(6, 1, 1), (6, 5, 5), (1, 5, 5)])
+    a, b, c = random_inputs(three)
+    torch.testing.assert_close(apply(emit(three), [a, b, c]), a * b * c, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("c", "n"), [(c, n) for c in range(1, 12) for n in range(1, 6)])
+def test_chunk_is_torchs_chunk(c: int, n: int) -> None:
+    x = torch.randn(2, c, 3, 3)
+    parts = x.chunk(n, dim=1)
+    for i in range(n + 1):
+        case = op_call("chunk", (c, 3, 3), n, i)
+        if i < len(parts):
+            assert rule_outcome(case) == tuple(parts[i].shape[1:])
+            torch.testing.assert_close(apply(emit(case), [x]), parts[i], rtol=0, atol=0)
+        else:
+            assert rule_outcome(case) == ERROR
+
+
+def test_slice_is_python_slicing() -> None:
+    x = torch.randn(2, 10, 3, 3)
+    torch.testing.assert_close(apply(emit(op_call("slice", (10, 3, 3), 2, 7)), [x]), x[:, 2:7])
+    torch.testing.assert_close(apply(emit(op_call("slice", (10, 3, 3), 4)), [x]), x[:, 4:])
+
+
+def test_channel_shuffle_is_torchvisions() -> None:
+    from torchvision.models.shufflenetv2 import channel_shuffle
+
+    x = torch.randn(2, 12, 3, 3)
+    for groups in (1, 2, 3, 4):
+        got = apply(emit(op_call("channel_shuffle", (12, 3, 3), groups)), [x])
+        torch.testing.assert_close(got, channel_shuffle(x, groups), rtol=0, atol=0)
+
+
+def test_layernorm_over_channels_is_torchvisions_layernorm2d() -> None:
+    from torchvision.models.convnext import LayerNorm2d
+
+    case = op_call("layernorm", (8, 5, 5), eps=1e-6)
+    ours, theirs = emit(case), LayerNorm2d(8, eps=1e-6)
+    torch.nn.init.normal_(theirs.weight)
+    torch.nn.init.normal_(theirs.bias)
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = random_inputs(case)[0]
+    torch.testing.assert_close(apply(ours, [x]), theirs(x), rtol=0, atol=1e-6)
+
+
+def test_drop_path_is_torchvisions_stochastic_depth() -> None:
+    from torchvision.ops import StochasticDepth
+
+    case = op_call("drop_path", (4, 3, 3), 0.3)
+    ours, theirs = emit(case), StochasticDepth(0.3, "row")
+    x = torch.randn(64, 4, 3, 3)
+    torch.testing.assert_close(ours.eval()(x), x, rtol=0, atol=0)
+    torch.manual_seed(0)
+    got = ours.train()(x)
+    torch.manual_seed(0)
+    torch.testing.assert_close(got, theirs.train()(x))  # the same draws, the same rows kept
+    kept = (got != 0).flatten(1).all(1)
+    assert 0 < int(kept.sum()) < 64
+    torch.testing.assert_close(got[kept], x[kept] / 0.7)
+
+
+def test_mean_equals_global_avgpool_then_flatten() -> None:
+    x = torch.randn(2, 1280, 7, 7)
+    pooled = torch.flatten(apply(emit(op_call("global_avgpool", (1280, 7, 7))), [x]), 1)
+    torch.testing.assert_close(apply(emit(op_call("mean", (1280, 7, 7))), [x]), pooled, rtol=0, atol=1e-6)
+
+
+def test_layer_scale_is_a_per_channel_parameter() -> None:
+    case = op_call("layer_scale", (6, 4, 4), 0.5)
+    emitted = emit(case)
+    assert emitted.param.shape == (6, 1, 1) and torch.all(emitted.param == 0.5)
+    x = random_inputs(case)[0]
+    torch.testing.assert_close(apply(emitted, [x]), x * 0.5)
+    assert emit(op_call("layer_scale", ChannelsLast((4, 4, 6)))).param.shape == (6,)

@@ -5,26 +5,69 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ...expr import Bin, CallText, Expr, ExprError, Fn, Lit, Name, Seq, Unary, Var, children, evaluate
 from ...ir import INPUT, Scope, join
-from ...ops import REGISTRY
+from ...ops import REGISTRY, Shape, SourceForm
+from ...ops.registry import channel_count
 from ...spec import BlockDef, CallLayer, Construct, Layer, SeqLayer
 from ...validate import RESERVED_NAMES
-from .exprs import Names, add, fold, free, is_attr, lit, pyname, subst
+from .exprs import Names, fold, free, is_attr, lit, pyname, subst
 from .text import aliases, assign, attr, call, def_, describe, return_last, unique
 
 if TYPE_CHECKING:
     from .emitter import Emitter
 
 
-_FUNCTIONAL = {"relu": "F.relu", "relu6": "F.relu6", "gelu": "F.gelu", "silu": "F.silu",
-               "sigmoid": "torch.sigmoid", "tanh": "torch.tanh", "hardswish": "F.hardswish"}
-ACT_MODULES = {"relu": "nn.ReLU", "relu6": "nn.ReLU6", "gelu": "nn.GELU", "silu": "nn.SiLU",
-                "sigmoid": "nn.Sigmoid", "tanh": "nn.Tanh", "hardswish": "nn.Hardswish", "identity": "nn.Identity"}
-_MODULE_OPS = {"conv", "bn", "maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool", "global_avgpool",
-               "linear", "dropout", "lrn"}
+_MARK = "\x00"
+
+
+class NodeArgs:
+    """A node's `SourceArgs`: its arguments as the spec wrote them, rendered by `render`.
+
+    With `render=None` each argument is a placeholder, resolved by `resolve` once the text is known:
+    only the arguments a forward expression really reads become attributes (`self.slope`).
+    """
+
+    def __init__(self, body: Body, name: str, render: Callable[[Expr], str] | None):
+        self.body, self.render = body, render
+        self.node = body.net.nodes[name]
+        self.sa = body.attrs(name)
+        self.srcs = body.em.inputs[name]
+        self.ins: list[Shape] = [body.em.shape(s) for s in self.srcs]
+
+    def expr(self, name: str) -> Expr:
+        return self.sa[name] if name in self.sa else Lit(0, getattr(self.node.attrs, name))
+
+    def arg(self, name: str) -> str | None:
+        if name not in self.sa:
+            return None
+        return self.render(self.sa[name]) if self.render else f"{_MARK}{name}{_MARK}"
+
+    def value(self, name: str) -> Any:
+        return getattr(self.node.attrs, name)
+
+    def fixed(self, name: str) -> bool:
+        return name not in self.sa or not free(self.sa[name])
+
+    def channels(self, i: int = 0) -> Expr:
+        return self.body.ch.get(self.srcs[i], Var(0, "?"))  # unknown while the module tree is being laid out
+
+    def in_ch(self, i: int = 0) -> str:
+        return self.render(self.channels(i)) if self.render else f"{_MARK}#{i}{_MARK}"
+
+    def resolve(self, text: str, render: Callable[[Expr], str]) -> str:
+        """Replace the placeholders in `text` by the arguments rendered with `render`."""
+        parts = text.split(_MARK)
+        for i in range(1, len(parts), 2):
+            key = parts[i]
+            parts[i] = render(self.channels(int(key[1:]))) if key.startswith("#") else render(self.sa[key])
+        return "".join(parts)
+
+
+def channels(shape: Shape) -> int | None:
+    return channel_count(shape)
 
 
 @dataclass
@@ -101,7 +144,6 @@ class Body:
         self.fwd_attrs: dict[str, str] = {}
         self.fwd_names = Names(self._fwd_attr)
         self.refs: set[str] = set()
-        self.need_activation = False
         self.code_text = ""
 
     def _fwd_attr(self, name: str) -> str:
@@ -201,7 +243,7 @@ class Body:
     def build(self) -> bool:
         self.kids = self.children(self.scope.path)
         for kid in self._flat(self.kids):
-            if kid.kind == "leaf" and kid.path == self.scope.path and self.net.nodes[kid.path].op in _MODULE_OPS:
+            if kid.kind == "leaf" and kid.path == self.scope.path and self.form(kid.path).call is None:
                 self.failure = "the block is a single op"
                 return False
         self._channels()
@@ -288,10 +330,19 @@ class Body:
         return out
 
     def _module_form(self, name: str) -> bool:
-        node = self.net.nodes[name]
-        if node.op in _MODULE_OPS or node.op in ACT_MODULES or node.op in ("act", "leaky_relu"):
-            return True
-        return node.op == "flatten"
+        return self.form(name).module is not None
+
+    def form(self, name: str, render: Callable[[Expr], str] | None = None) -> SourceForm:
+        """The node's Python-source form, its arguments rendered by `render` (default: placeholders)."""
+        return self._form(NodeArgs(self, name, render))
+
+    def _form(self, args: NodeArgs) -> SourceForm:
+        op = REGISTRY[args.node.op]
+        if op.source is None:  # the emitter refuses such a graph before writing anything
+            raise ValueError(f"op '{op.name}' has no Python-source form")
+        form = op.source(args)
+        self.em.helpers.update(dict.fromkeys(form.helpers))
+        return form
 
     # -- channel counts -----------------------------------------------------------------
     def _channels(self) -> None:
@@ -324,24 +375,15 @@ class Body:
             self.checks.append(("arg", self.rel(unit.path), (p, benv[p])))
 
     def _node_channels(self, n: str) -> None:
-        node = self.net.nodes[n]
-        ins = [self.ch[s] for s in self.em.inputs[n]]
-        sa = self.attrs(n)
-        if node.op in ("conv", "linear"):
-            out = sa["out"]
-        elif node.op == "flatten" and len(self.em.shape(self.em.inputs[n][0])) > 1:
-            h, w = self.em.shape(self.em.inputs[n][0])[1:]
-            out = Bin(0, "*", ins[0], Lit(0, h * w))
-        elif node.op == "concat":
-            out = ins[0]
-            for e in ins[1:]:
-                out = add(out, e)
-        else:
-            out = ins[0]
+        srcs = self.em.inputs[n]
+        out = self.form(n).out_ch
+        if out is None:
+            want = channels(self.em.shape(n))
+            same = [s for s in srcs if channels(self.em.shape(s)) == want]
+            out = self.ch[same[0]] if same else Lit(0, want)
         self.ch[n] = out
         self.checks.append(("ch", self.rel(n), out))
-        if node.op not in ("concat", "add"):
-            self.checks.append(("attrs", self.rel(n), sa))
+        self.checks.append(("attrs", self.rel(n), self.attrs(n)))
 
     def holds(self, base: str, values: dict[str, Any]) -> bool:
         """Whether every size and argument this class computes equals the graph's at the scope `base`."""
@@ -349,7 +391,7 @@ class Body:
             for kind, rel, what in self.checks:
                 name = self.abs(base, rel) if rel else (base or rel)
                 if kind == "ch":
-                    if evaluate(fold(what), values) != self.em.shape(name)[0]:
+                    if evaluate(fold(what), values) != channels(self.em.shape(name)):
                         return False
                 elif kind == "arg":
                     p, e = what
@@ -400,55 +442,13 @@ class Body:
         return call(cls.name, args)
 
     def _leaf_module(self, name: str, in_seq: bool = False) -> str | None:
-        node = self.net.nodes[name]
-        sa = self.attrs(name)
-        r = self.ctor_names.render
-        src = self.em.inputs[name][0] if self.em.inputs[name] else None
-        rank = len(self.em.shape(src)) if src is not None else 0
-        inch = r(self.ch[src]) if src is not None else "0"
-
-        def kw(key: str, arg: str) -> list[str]:
-            return [f"{arg}={r(sa[key])}"] if key in sa else []
-
-        op = node.op
-        if op == "conv":
-            return call("nn.Conv2d", [inch, r(sa["out"]), r(sa["k"])] + kw("s", "stride") + kw("p", "padding")
-                         + kw("d", "dilation") + kw("groups", "groups") + kw("bias", "bias"))
-        if op == "bn":
-            cls = "nn.BatchNorm2d" if rank == 3 else "nn.BatchNorm1d"
-            return call(cls, [inch] + kw("eps", "eps") + kw("momentum", "momentum") + kw("affine", "affine"))
-        if op == "maxpool":
-            return call("nn.MaxPool2d", [r(sa["k"])] + kw("s", "stride") + kw("p", "padding") + kw("d", "dilation")
-                         + kw("ceil", "ceil_mode"))
-        if op == "avgpool":
-            return call("nn.AvgPool2d", [r(sa["k"])] + kw("s", "stride") + kw("p", "padding")
-                         + kw("ceil", "ceil_mode") + kw("count_include_pad", "count_include_pad"))
-        if op in ("adaptive_avgpool", "adaptive_maxpool"):
-            cls = "nn.AdaptiveAvgPool2d" if op == "adaptive_avgpool" else "nn.AdaptiveMaxPool2d"
-            return call(cls, [r(sa["out"])])
-        if op == "global_avgpool":
-            return "nn.AdaptiveAvgPool2d(1)"
-        if op == "linear":
-            return call("nn.Linear", [inch, r(sa["out"])] + kw("bias", "bias"))
-        if op == "dropout":
-            return call("nn.Dropout", [r(sa["p"])] if "p" in sa else [])
-        if op == "lrn":
-            return call("nn.LocalResponseNorm", [r(sa["size"])] + kw("alpha", "alpha") + kw("beta", "beta")
-                         + kw("k", "k"))
-        if op == "act" and free(sa["kind"]):
-            self.need_activation = True
-            return f"activation({r(sa['kind'])})"
-        if not in_seq:
+        """The text constructing a leaf's module (or its learned tensor); None where forward calls a function."""
+        form = self.form(name)
+        needed = form.param is not None or (form.module is not None and (in_seq or form.call is None))
+        if not needed or (form.identity and not in_seq):
             return None
-        if op == "act":
-            return ACT_MODULES[str(fold(sa["kind"]).value)] + "()"  # type: ignore[attr-defined]
-        if op in ACT_MODULES:
-            return ACT_MODULES[op] + "()"
-        if op == "leaky_relu":
-            return call("nn.LeakyReLU", [r(sa["slope"])] if "slope" in sa else [])
-        if op == "flatten":
-            return "nn.Flatten()" if rank > 1 else "nn.Identity()"
-        return None
+        form = self.form(name, self.ctor_names.render)
+        return form.param if form.param is not None else form.module
 
     def ctor_lines(self, kids: list[Unit], base: str) -> list[str]:
         lines: list[str] = []
@@ -501,27 +501,14 @@ class Body:
         """The right-hand side computing a unit from its inputs' variables; None passes the input through."""
         if unit.kind != "leaf":
             return f"{self.attr_path(unit.path)}({args[0]})"
-        node = self.net.nodes[unit.path]
-        op, sa = node.op, self.attrs(unit.path)
-        fwd = self.fwd_names.render
-        if op in _MODULE_OPS or (op == "act" and free(sa["kind"])):
-            return f"{self.attr_path(unit.path)}({args[0]})"
-        kind = op if op != "act" else str(fold(sa["kind"]).value)  # type: ignore[attr-defined]
-        if kind == "identity" or (op == "flatten" and len(self.em.shape(self.em.inputs[unit.path][0])) == 1):
+        node_args = NodeArgs(self, unit.path, None)
+        form = self._form(node_args)
+        if form.identity:
             return None
-        if kind in _FUNCTIONAL:
-            return f"{_FUNCTIONAL[kind]}({args[0]})"
-        if op == "leaky_relu":
-            return f"F.leaky_relu({args[0]}, {fwd(sa['slope'])})" if "slope" in sa else f"F.leaky_relu({args[0]})"
-        if op == "flatten":
-            return f"torch.flatten({args[0]}, 1)"
-        if op == "concat":
-            return f"torch.cat([{', '.join(args)}], 1)"
-        if op == "add":
-            return " + ".join(args)
-        if op == "scale":
-            return f"{args[0]} * {fwd(sa['factor'])}"
-        raise ValueError(f"no Python for op '{op}'")  # pragma: no cover
+        if form.call is None:
+            return f"{self.attr_path(unit.path)}({args[0]})"
+        extra = [self.attr_path(unit.path)] if form.param is not None else []
+        return node_args.resolve(form.call(args + extra), self.fwd_names.render)
 
     def forward_lines(self, outputs: list[str], train_only: set[int]) -> tuple[list[str | None], dict[str, str]]:
         """One line per statement, in graph order (None where a value passes through); a value read only by

@@ -6,19 +6,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ...errors import Diagnostic, SpecError
 from ...expr import Expr, Lit, Var
 from ...infer import TypedGraph
 from ...ir import INPUT, Scope
+from ...ops import REGISTRY
 from ...spec import BlockDef
-from .body import ACT_MODULES, Body, ClassInfo
+from .body import Body, ClassInfo, channels
 from .exprs import RESERVED, camel, pyname
-
-ACTIVATION_HELPER = '''def activation(kind: str) -> nn.Module:
-    """The activation named `kind` (the spec's `act(kind)`)."""
-    modules = {{
-        {table},
-    }}
-    return modules[kind]()'''
 
 
 class Emitter:
@@ -51,7 +46,8 @@ class Emitter:
         self.class_order: list[str] = []
         self.why_inline: dict[str, str] = {}
         self.taken = {"Network"}
-        self.need: set[str] = set()
+        self.helpers: dict[str, None] = {}
+        """Top-level definitions the source forms asked for, in the order first asked."""
 
     # -- facts about the graph ---------------------------------------------------
     def nodes_of(self, path: str) -> list[str]:
@@ -104,7 +100,7 @@ class Emitter:
             return None
         names = {p.name: pyname(p.name) for p in block.params}
         in_name = next(n for n in ("in_ch", "in_channels", "in_ch_") if n not in names.values())
-        chans = {self.shape(i[0])[0] if len(self.shape(i[0])) else None for i in ins}
+        chans = {channels(self.shape(i[0])) for i in ins}
         in_expr: Expr = Lit(0, chans.pop()) if len(chans) == 1 else Var(0, in_name)
         env = {**self.var_env, **{p: Var(0, py) for p, py in names.items()}}
         body = Body(self, rep, env, in_expr)
@@ -115,7 +111,7 @@ class Emitter:
         sig = self.signature(rep)
         for inst, src in zip(insts[1:], ins[1:], strict=True):
             values = {names[p]: v for p, v in (inst.args or {}).items()}
-            values[in_name] = self.shape(src[0])[0] if self.shape(src[0]) else None
+            values[in_name] = channels(self.shape(src[0]))
             if self.signature(inst) != sig or not body.holds(inst.path, values):
                 self.why_inline[block_name] = (f"its uses differ in structure ('{rep.path}' and '{inst.path}') "
                                                "in a way its parameters cannot express")
@@ -166,7 +162,21 @@ class Emitter:
         return tuple(sig)
 
     # -- the file ----------------------------------------------------------------
+    def refuse_ops_without_source(self) -> None:
+        """A located error for each node whose op has no Python-source form."""
+        faults = []
+        for name in self.typed.order:
+            node = self.net.nodes.get(name)
+            if name != INPUT and node is not None and REGISTRY[node.op].source is None:
+                faults.append(Diagnostic("no-python-source", f"op '{node.op}' has no Python-source form, so "
+                                         "the network cannot be written as a .py file", loc=node.loc, path=name,
+                                         hint="write it as .pt, .pt2 or .onnx, or give the op a `source` in "
+                                              "its registration"))
+        if faults:
+            raise SpecError(faults, self.net.sources)
+
     def run(self) -> str:
+        self.refuse_ops_without_source()
         root = Body(self, self.net.scopes[""], dict(self.var_env), Lit(0, self.typed.input_shape[0]))
         root.walk(self.spec.body, "", self.var_env)
         for head in self.net.heads.values():
@@ -180,10 +190,8 @@ class Emitter:
         used = self.used_classes(root.refs)
         code = [self.classes[b].code for b in used] + [top]  # type: ignore[union-attr]
         text = "\n".join(code)
-        parts = [self.header(name) + "\n\n" + imports(text)]
-        if re.search(r"\bactivation\(", text):
-            table = ",\n        ".join(f'"{k}": {v}' for k, v in ACT_MODULES.items())
-            parts.append(ACTIVATION_HELPER.format(table=table))
+        helpers = [h for h in self.helpers if re.search(rf"\b{_defined(h)}\(", text)]
+        parts = [self.header(name) + "\n\n" + imports("\n".join([*helpers, text]))] + helpers
         return "\n\n\n".join(parts + code) + "\n"
 
     def used_classes(self, refs: set[str]) -> list[str]:
@@ -209,6 +217,13 @@ class Emitter:
         lines += [f"`{name}().state_dict()` has the keys of the archspec module, so weights load both ways "
                   "with strict=True.", '"""']
         return "\n".join(lines)
+
+
+def _defined(helper: str) -> str:
+    """The name a helper definition defines."""
+    found = re.match(r"(?:def|class) (\w+)", helper)
+    assert found is not None, f"a helper must be one def or class: {helper[:40]!r}"
+    return found.group(1)
 
 
 def imports(code: str) -> str:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...ops.source import call
 from .exprs import is_attr
+
+__all__ = ["aliases", "assign", "attr", "call", "def_", "describe", "return_last", "unique"]
 
 MAX_LINE = 120
 
@@ -46,15 +49,6 @@ def assign(base: str, name: str, expr: str) -> str:
     if is_attr(name):
         return f"{base}.{name} = {expr}"
     return f'{base}.add_module("{name}", {expr})'
-
-
-def call(fn: str, args: list[str]) -> str:
-    """`fn(a, b)` on one line, or one argument a line when that line would be long or nests calls."""
-    one = f"{fn}({', '.join(args)})"
-    if len(one) <= 90 or len(args) < 2:
-        return one
-    inner = ",\n".join("    " + a.replace("\n", "\n    ") for a in args)
-    return f"{fn}(\n{inner},\n)"
 
 
 def def_(head: str, params: list[str], ret: str) -> str:
