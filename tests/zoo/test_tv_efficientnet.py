@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .torchvision_checks import check_counts, one_thread
+from .torchvision_checks import check_counts, check_settings, one_thread
 from .torchvision_parity import check_meta, check_outputs
 
 BUILDERS = [
@@ -29,6 +29,13 @@ def test_keys_shapes_params_and_macs(builder: str) -> None:
     check_counts(builder, torch_counter=builder == "efficientnet_b0")
 
 
-def test_outputs_equal_for_the_smallest_variant() -> None:
+@pytest.mark.parametrize("builder", ["efficientnet_b0", "efficientnet_v2_s"])  # V2 alone has FusedMBConv
+def test_outputs_equal_for_the_smallest_variant(builder: str) -> None:
     with one_thread():
-        check_outputs("efficientnet_b0", hw=32)
+        check_outputs(builder, hw=32)
+
+
+# one builder per BatchNorm setting: the defaults (B0-B4), eps 1e-3 and momentum 0.01 (B5-B7), eps 1e-3 (V2)
+@pytest.mark.parametrize("builder", ["efficientnet_b0", "efficientnet_b5", "efficientnet_v2_s"])
+def test_norm_dropout_and_drop_path_settings(builder: str) -> None:
+    check_settings(builder)

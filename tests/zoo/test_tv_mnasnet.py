@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .torchvision_checks import check_counts, one_thread
+from .torchvision_checks import check_counts, check_settings, one_thread
 from .torchvision_parity import check_meta, check_outputs
 
 BUILDERS = [
@@ -25,3 +25,7 @@ def test_keys_shapes_params_and_macs(builder: str) -> None:
 def test_outputs_equal_for_the_smallest_variant() -> None:
     with one_thread():
         check_outputs("mnasnet0_5", hw=32)
+
+
+def test_norm_dropout_and_drop_path_settings() -> None:
+    check_settings("mnasnet0_5")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .torchvision_checks import check_counts, one_thread
+from .torchvision_checks import check_counts, check_settings, one_thread
 from .torchvision_parity import check_meta, check_outputs
 
 BUILDERS = [
@@ -22,3 +22,7 @@ def test_keys_shapes_params_and_macs(builder: str) -> None:
 def test_outputs_equal_for_the_smallest_variant() -> None:
     with one_thread():
         check_outputs("mobilenet_v2", hw=32)
+
+
+def test_norm_dropout_and_drop_path_settings() -> None:
+    check_settings("mobilenet_v2")
