@@ -59,7 +59,7 @@ def check_file(path: str | Path, overrides: dict[str, Any] | None = None,
     try:
         with paused_gc():
             spec = load(path, **(overrides or {}))
-            result.name, result.sources = spec.name, {spec.file: spec.source.text}
+            result.name, result.sources = spec.name, spec.sources
             result.typed = compile(spec)
             result.diagnostics += check_expect(result.typed)
             if want_min_input:

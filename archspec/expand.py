@@ -26,6 +26,7 @@ from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, paren
 from .ops import REGISTRY, Op, ShapeError
 from .ops.common import fmt_shape
 from .spec import ITEM_PATTERN, BlockDef, CallLayer, Construct, HeadDef, Layer, Pattern, SeqLayer, Spec
+from .validate import RESERVED_NAMES
 
 MAX_NODES = 200_000
 MAX_DEPTH = 64
@@ -339,8 +340,6 @@ class _Expander:
 
     def pattern(self, p: Pattern, env: dict, number: int | None, path: str) -> str | None:
         """The name a `name:` or `names:` pattern gives; None if it fails (reported)."""
-        from .validate import RESERVED_NAMES
-
         text = ""
         for part in p.parts:
             if isinstance(part, str):
@@ -667,8 +666,9 @@ class _Expander:
                 continue
             todo.pop()
             assert node is not None
-            ins = [self.shapes.get(s) for s in srcs]  # type: ignore[arg-type]
-            if any(i is None for i in ins):  # an input failed (or a cycle): its fault is reported there
+            known = [self.shapes.get(s) for s in srcs]  # type: ignore[arg-type]
+            ins: list[tuple[int, ...]] = [i for i in known if i is not None]
+            if len(ins) != len(known):  # an input failed (or a cycle): its fault is reported there
                 self.shapes[n] = None
                 continue
             try:

@@ -618,7 +618,9 @@ def _call_fn(e: Fn, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if not items and name != "sum":
             raise ExprError(f"{name}() of nothing", e.pos)
         numbers = [_number(v, e.args[min(i, len(e.args) - 1)]) for i, v in enumerate(items)]
-        return _finite({"min": min, "max": max, "sum": sum}[name](numbers), e) if numbers else 0
+        if not numbers:
+            return 0
+        return _finite(min(numbers) if name == "min" else max(numbers) if name == "max" else sum(numbers), e)
     if name == "len":
         if len(args) != 1:
             raise ExprError("len() takes one argument", e.pos)

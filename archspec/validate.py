@@ -90,7 +90,7 @@ def validate(source: Source, overrides: dict[str, Any] | None = None) -> Spec:
 class _Validator:
     def __init__(self, source: Source, importer: _Validator | None = None):
         self.src = source
-        self.diags = Diagnostics() if importer is None else importer.diags
+        self.diags: Diagnostics = Diagnostics() if importer is None else importer.diags
         self.calls: dict[str, CallText] = {} if importer is None else importer.calls
         """Parsed call strings by text: a block used N times is one text written N times, parsed once."""
         self.imported: dict[str, str] = {} if importer is None else importer.imported

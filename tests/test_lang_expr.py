@@ -45,7 +45,8 @@ def test_lazy_evaluation_skips_what_is_not_taken():
 @pytest.mark.parametrize("text, code, fragment", [
     ("$cfg[3]", "bad-index", "out of range"), ("$depths[r34]", "bad-index", "no key 'r34'"),
     ("$cfg[1.5]", "bad-index", "whole number"), ("$c[0]", "wrong-type", "cannot index"),
-    ("$in.f", "wrong-type", "has no '.f'"), ("$c.x", "wrong-type", "no field"), ("$c and true", "wrong-type", "true or false"),
+    ("$in.f", "wrong-type", "has no '.f'"), ("$c.x", "wrong-type", "no field"),
+    ("$c and true", "wrong-type", "true or false"),
     ("1 if $c else 2", "wrong-type", "true or false"), ("not 1", "wrong-type", "true or false"),
     ("$v < 3", "wrong-type", "needs a number"), ("len(3)", "wrong-type", "len() of"),
     ("make_divisible(3, 0)", "bad-expression", "divisor"),

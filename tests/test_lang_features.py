@@ -101,7 +101,8 @@ def test_callee_from_a_variable():
 
 def test_unknown_callee_names_the_variable():
     (d,) = errors("vars: {act: rleu}\nbody: ['conv(4, 1)', $act]\n")
-    assert d.code == "unknown-op" and "(the value of $act)" in d.message and (d.hint or "").startswith("did you mean 'relu'")
+    assert d.code == "unknown-op" and "(the value of $act)" in d.message
+    assert (d.hint or "").startswith("did you mean 'relu'")
     assert str(d.loc) == "t.yaml:5:22"
     (d,) = errors("vars: {act: 3}\nbody: ['conv(4, 1)', $act]\n")
     assert d.code == "unknown-op" and d.found == "3"
@@ -135,7 +136,8 @@ def test_name_pattern_faults(text, code):
 def test_splice_flattens_into_the_enclosing_list():
     text = ("blocks:\n  cr: {params: [c], body: ['conv($c, 3, p=1)', relu]}\n"
             "body:\n  features:\n    - {repeat: 2, splice: 'cr(4)'}\n    - maxpool(2, s=2)\n    - {splice: 'cr(8)'}\n"
-            "    - {splice: [relu, {splice: [relu]}]}\n    - {splice: relu, when: false}\n    - {name: last, body: relu}\n")
+            "    - {splice: [relu, {splice: [relu]}]}\n    - {splice: relu, when: false}\n"
+            "    - {name: last, body: relu}\n")
     typed = compile_(text)
     assert list(typed.net.nodes)[1:] == [f"features/{i}" for i in range(9)] + ["features/last"]
     assert [typed.net.nodes[f"features/{i}"].op for i in range(9)] == \
@@ -168,8 +170,9 @@ def test_name_override_and_from_path_to_it():
 
 
 def test_torch_registers_names_with_dashes():
-    model = archspec.build(archspec.loads(HEAD + "body:\n  trunk:\n    - {name: block1-0, body: 'conv(4, 3, p=1)'}\n"
-                                          "    - {name: '2', body: relu}\n  heads: global_avgpool\n  flat: flatten\n  fc: linear(3)\n", "t.yaml"))
+    text = ("body:\n  trunk:\n    - {name: block1-0, body: 'conv(4, 3, p=1)'}\n    - {name: '2', body: relu}\n"
+            "  heads: global_avgpool\n  flat: flatten\n  fc: linear(3)\n")
+    model = archspec.build(archspec.loads(HEAD + text, "t.yaml"))
     import torch
 
     assert "trunk.block1-0.weight" in model.state_dict() and "heads" in dict(model.named_children())
@@ -180,3 +183,14 @@ def test_heads_is_a_node_name_and_reserved_names_are_refused():
     assert "heads" in compile_("body:\n  heads: relu\n").net.nodes
     diags = errors("body:\n  forward: relu\n")
     assert diags[0].code == "reserved-name" and "train_graph" in (diags[0].expected or "")
+
+
+def test_a_merge_argument_may_quote_a_name_with_a_dash():
+    typed = compile_("body:\n  trunk:\n    - {name: block1-0, body: 'conv(3, 1)'}\n  out: \"add('trunk', input)\"\n")
+    assert typed.graph.inputs["out"] == ["trunk/block1-0", "input"]
+
+
+def test_when_on_a_block_definition_makes_its_instances_optional():
+    typed = compile_("blocks:\n  se: {params: [use], when: $use, body: 'conv($in.c, 1)'}\n"
+                     "body:\n  a: conv(4, 1)\n  b: se(false)\n  c: se(true)\n  d: add(b, c)\n")
+    assert "b" not in typed.net.nodes and typed.graph.inputs["c"] == ["a"] and typed.graph.inputs["d"] == ["a", "c"]

@@ -70,7 +70,8 @@ def test_resnet18_loads_torchvisions_state_dict_strictly_and_agrees(resnet18: Pa
 
 def test_own_definitions_override_imported_ones(resnet18: Path):
     text = RESNET18 + "blocks:\n  basic:\n    params: [planes, s=1]\n    body: 'conv($planes, 3, s=$s, p=1)'\n"
-    resnet18.write_text(text.replace("  variant: resnet18\n", "  variant: resnet18\n  depths: {resnet18: [1, 1, 1, 1]}\n"))
+    depths = "  variant: resnet18\n  depths: {resnet18: [1, 1, 1, 1]}\n"
+    resnet18.write_text(text.replace("  variant: resnet18\n", depths))
     typed = archspec.compile(resnet18)
     assert "layer1/0" in typed.net.nodes and "layer2/1" not in typed.net.nodes
 
@@ -146,3 +147,12 @@ def test_python_source_of_the_imported_resnet_round_trips(resnet18: Path):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), model(x))
+
+
+def test_check_renders_a_later_fault_with_the_imported_files_text(resnet18: Path):
+    """A fault found after validation (here an op's argument, at expansion) in an imported block."""
+    lib = resnet18.parent / "lib" / "resnet_lib.yaml"
+    lib.write_text(lib.read_text().replace("bn1: bn", "bn1: bn(eps=-1)", 1))
+    result = archspec.check_file(resnet18)
+    assert not result.ok and result.diagnostics[0].loc.file.endswith("resnet_lib.yaml")
+    assert "bn1: bn(eps=-1)" in SpecError(result.diagnostics, result.sources).render()

@@ -109,3 +109,38 @@ def test_heads_need_from_and_blocks_refuse_it(validator):
     data = yaml.safe_load(TINY)
     next(iter(data["blocks"].values()))["from"] = "input"
     assert not validator.is_valid(data)
+
+
+def _lang_specs() -> list[tuple[str, str]]:
+    from test_lang_import import RESNET18
+    from test_lang_python_source import HEAD, SPECS
+
+    lib = (ROOT / "tests" / "fixtures" / "lang" / "resnet_lib.yaml").read_text()
+    return [(name, HEAD + text) for name, text in SPECS.items()] + [("resnet_lib", lib), ("resnet18", RESNET18)]
+
+
+@pytest.mark.parametrize("name, text", _lang_specs(), ids=[n for n, _ in _lang_specs()])
+def test_specs_with_the_newer_forms_validate(name, text, validator):
+    """splice:, when:, name:, names:/start:, $in, callee variables, tables, import: and library files."""
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(text))] == []
+
+
+LANG_BAD = [
+    ("mix: mixed(8, 8, 16)", "mix: {splice: [relu], concat: [relu]}"),
+    ("mix: mixed(8, 8, 16)", "mix: {start: 1, body: relu}"),
+    ("mix: mixed(8, 8, 16)", "mix: {repeat: 2, names: layer, body: relu}"),
+    ("mix: mixed(8, 8, 16)", "mix: {concat: [relu], names: 'a{i}'}"),
+    ("mix: mixed(8, 8, 16)", "mix: {body: relu, when: [1]}"),
+    ("archspec: 1", "archspec: 1\nimport: 3"),
+]
+
+
+@pytest.mark.parametrize("old, new", LANG_BAD, ids=[n for _, n in LANG_BAD])
+def test_misused_newer_forms_fail_the_schema_and_archspec_alike(old, new, validator, tmp_path):
+    test_a_wrong_spec_fails_the_schema_and_archspec_alike(old, new, validator, tmp_path)
+
+
+def test_a_library_may_not_have_a_body_without_a_name(validator):
+    assert validator.is_valid({"archspec": 1, "blocks": {}, "vars": {"a": {"b": [1, 2]}}})
+    assert not validator.is_valid({"archspec": 1, "blocks": {}, "heads": {}})
+    assert not validator.is_valid({"archspec": 1, "body": "relu"})

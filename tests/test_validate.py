@@ -133,3 +133,16 @@ def test_the_language_module_imports_no_stage_after_it():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not imported & {"validate", "expand", "graph", "infer", "pipeline", "check"}
+
+
+def test_errors_md_lists_exactly_the_reserved_attributes():
+    import keyword
+    import re
+    from pathlib import Path
+
+    from archspec.validate import RESERVED_NAMES
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "errors.md").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith("Reserved names"))
+    listed = set(re.findall(r"`([A-Za-z0-9_]+)`", line.split("attributes of the built module:")[1]))
+    assert listed == {n for n in RESERVED_NAMES if not keyword.iskeyword(n) and n != "input"}
