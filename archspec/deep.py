@@ -88,7 +88,7 @@ def _run_mode(typed: TypedGraph, module: fx.GraphModule, graph: fx.Graph, names:
         return [_torch_error(typed, rec.current, mode, exc)]
     seen = _with_identities(typed, names, rec.shapes)
     report.checked[mode] = len(seen)
-    return [_mismatch(typed, n, seen[n], mode) for n in names if n in seen and seen[n] != typed.shape(n)]
+    return [_mismatch(typed, n, seen[n], mode) for n in names if n in seen and seen[n] != tuple(typed.shape(n))]
 
 
 def _with_identities(typed: TypedGraph, names: list[str], shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def check_expect(typed: TypedGraph) -> list[Diagnostic]:
             out.append(Diagnostic("unknown-reference", f"expect.outputs names no head '{head}'",
                                   loc=spec.expect_loc("outputs", head), found=head,
                                   hint=did_you_mean(head, list(shapes)) or f"heads: {', '.join(shapes)}"))
-        elif tuple(want) != shapes[head]:
+        elif tuple(want) != tuple(shapes[head]):
             fail(("outputs", head), f"output shape of head '{head}'", want, shapes[head], _shape)
     for name, want in (exp.shapes or {}).items():
         node = typed.net.output_of(name) if name != INPUT else None
@@ -56,7 +56,7 @@ def check_expect(typed: TypedGraph) -> list[Diagnostic]:
             out.append(Diagnostic("unknown-reference", f"expect.shapes names no node '{name}'",
                                   loc=spec.expect_loc("shapes", name), found=name,
                                   hint=did_you_mean(name, list(typed.net.scopes) + list(typed.net.nodes))))
-        elif tuple(want) != typed.shape(node):
+        elif tuple(want) != tuple(typed.shape(node)):  # a channels-last shape is written as its axes
             fail(("shapes", name), f"output shape of '{name}'", want, typed.shape(node), _shape)
     for key, inference in (("min_input", False), ("min_input_inference", True)):
         want = getattr(exp, key)

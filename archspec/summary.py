@@ -23,6 +23,7 @@ from .infer import TypedGraph
 from .ir import Scope
 from .ops import REGISTRY
 from .ops.common import fmt_shape, fmt_window
+from .ops.registry import channels_last
 from .table import Column, Table, fmt_bytes, fmt_int
 
 BYTES_PER_ELEMENT = 4  # float32
@@ -216,8 +217,10 @@ def patch(typed: TypedGraph, names: list[str]) -> str:
 
 
 def paper_size(shape: tuple[int, ...]) -> str:
-    """H×W×C as the paper prints it; a flat F is shown as 1×1×F."""
-    return f"{shape[1]}×{shape[2]}×{shape[0]}" if len(shape) == 3 else f"1×1×{math.prod(shape)}"
+    """H×W×C as the paper prints it (a channels-last shape already is); a flat F is shown as 1×1×F."""
+    if len(shape) != 3:
+        return f"1×1×{math.prod(shape)}"
+    return "×".join(map(str, shape)) if channels_last(shape) else f"{shape[1]}×{shape[2]}×{shape[0]}"
 
 
 def _paper_type(typed: TypedGraph, unit: Unit, columns: dict[str, tuple[str, ...]]) -> str:

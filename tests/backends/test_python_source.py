@@ -271,3 +271,48 @@ def test_docs_show_the_emitted_googlenet_verbatim() -> None:
     assert len(excerpts) >= 3
     for excerpt in excerpts:
         assert excerpt in source
+
+
+def test_an_op_without_a_source_form_is_a_located_error(write_spec) -> None:
+    """A plugin may register an op without `source`: `-o .py` names each node that uses it, at its line."""
+    from archspec.errors import SpecError
+    from archspec.ops import REGISTRY, Op, register
+    from archspec.ops.common import same_shape
+    from archspec.ops.registry import IDENTITY, NoAttrs
+
+    register(Op(name="opaque_test_op", attrs=NoAttrs, infer=same_shape, emit=lambda a, ins: IDENTITY,
+                doc="An op with no Python-source form."))
+    try:
+        path = write_spec("""
+            archspec: 1
+            name: opaque
+            input: [3, 8, 8]
+            body:
+              conv: conv(4, 3)
+              odd: opaque_test_op
+        """)
+        typed = archspec.compile(path)
+        with pytest.raises(SpecError) as info:
+            emit_python(typed)
+    finally:
+        del REGISTRY["opaque_test_op"]
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.path, diag.loc.line) == ("no-python-source", "odd", 6)
+    assert "'opaque_test_op'" in diag.message and ".onnx" in (diag.hint or "")
+
+
+def test_helpers_are_written_once_and_only_when_used(write_spec) -> None:
+    path = write_spec("""
+        archspec: 1
+        name: helpers
+        input: [8, 6, 6]
+        body:
+          a: layernorm
+          b: layernorm
+          c: channel_shuffle(2)
+          pool: mean
+    """)
+    source, _ = _run_both(path)
+    assert source.count("class LayerNorm2d(nn.LayerNorm):") == 1
+    assert source.count("def channel_shuffle(") == 1
+    assert "DropPath" not in source and "Permute" not in source

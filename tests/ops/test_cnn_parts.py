@@ -250,3 +250,12 @@ def test_onnxruntime_gives_the_modules_outputs(write_spec: SpecWriter, name: str
             expected = module.eval()(x).numpy()
         (got,) = session.run(None, {"x": x.numpy()})
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(SPECS))
+def test_deep_check_confirms_every_shape(write_spec: SpecWriter, name: str) -> None:
+    """`check --deep`: torch's shapes equal the rules' (a channels-last shape compares as its axes)."""
+    from archspec.deep import deep_check
+
+    report = deep_check(_compile(write_spec, name))
+    assert report.ok, [d.message for d in report.diagnostics]
