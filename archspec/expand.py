@@ -686,7 +686,11 @@ class _Expander:
         try:
             return evaluate(e, env)
         except ExprError as exc:
-            self.diags.error(exc.code, exc.message, loc=locate(exc.pos), hint=exc.hint, span=exc.span)
+            hint = exc.hint
+            if exc.code == "unknown-variable" and exc.message in ("unknown variable '$in'", "unknown variable '$i'"):
+                hint = ("$in is the input's shape inside a block" if "$in" in exc.message else
+                        "$i is the copy's index inside a repeat:")
+            self.diags.error(exc.code, exc.message, loc=locate(exc.pos), hint=hint, span=exc.span)
             return _EVAL_FAILED
 
     def add_node(self, node: Node) -> bool:

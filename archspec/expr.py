@@ -6,7 +6,7 @@ Bare words are strings (`p=same`, `act(relu)`, or a reference such as
 `null`, lists `[1, 7]` and tuples `(1, 7)` are literals. Operators, loosest
 first, as in Python: `A if COND else B`, `or`, `and`, `not`, comparisons
 `== != < <= > >=`, `+ -`, `* / // %`, unary `- +`, `**`, then indexing `X[i]`
-and attribute access `$in.c`. Functions: `min max int round ceil floor len sum
+slicing `X[a:b]` and attribute access `$in.c`. Functions: `min max int round ceil floor len sum
 abs make_divisible`. Every node keeps its character offset so errors point at
 the exact column; the tree's depth is bounded, so evaluation cannot recurse
 without limit.
@@ -104,6 +104,15 @@ class Index(Expr):
 
 
 @dataclass(frozen=True)
+class Slice(Expr):
+    """`X[lo:hi]`: a part of a list (either bound may be left out)."""
+
+    value: Expr
+    lo: Expr | None
+    hi: Expr | None
+
+
+@dataclass(frozen=True)
 class Attr(Expr):
     value: Expr
     name: str
@@ -163,7 +172,7 @@ _TOKEN = re.compile(
       | (?P<var>\$[A-Za-z_][A-Za-z0-9_]*)
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
       | (?P<str>'[^']*'|"[^"]*")
-      | (?P<op>\*\*|//|==|!=|<=|>=|[-+*/%()\[\],=<>.])""",
+      | (?P<op>\*\*|//|==|!=|<=|>=|[-+*/%()\[\],=<>.:])""",
     re.VERBOSE,
 )
 
@@ -354,9 +363,15 @@ class _Parser:
             assert t is not None
             self.nest(t.pos)
             if t.text == "[":
-                index = self.expr()
+                lo = None if self.tok.text == ":" else self.expr()
+                if self.take(":"):
+                    hi = None if self.tok.text == "]" else self.expr()
+                    self.expect("]", "']'")
+                    value = Slice(t.pos, value, lo, hi)
+                    continue
                 self.expect("]", "']'")
-                value = Index(t.pos, value, index)
+                assert lo is not None
+                value = Index(t.pos, value, lo)
             else:
                 name = self.take(kind="name")
                 if name is None:
@@ -456,6 +471,8 @@ def children(e: Expr) -> tuple[Expr, ...]:
         return (e.then, e.test, e.orelse)
     if isinstance(e, Index):
         return (e.value, e.index)
+    if isinstance(e, Slice):
+        return tuple(x for x in (e.value, e.lo, e.hi) if x is not None)
     if isinstance(e, Attr):
         return (e.value,)
     return ()
@@ -504,6 +521,8 @@ def evaluate(e: Expr, env: Mapping[str, Any]) -> Any:
         return _index(e, evaluate(e.value, env), evaluate(e.index, env))
     if isinstance(e, Attr):
         return _attr(e, evaluate(e.value, env))
+    if isinstance(e, Slice):
+        return _slice(e, evaluate(e.value, env), *(None if b is None else evaluate(b, env) for b in (e.lo, e.hi)))
     if isinstance(e, Fn):
         return _call_fn(e, [evaluate(a, env) for a in e.args], {k.key: evaluate(k.value, env) for k in e.kwargs})
     raise ExprError("cannot evaluate", e.pos)  # pragma: no cover
@@ -556,6 +575,16 @@ def _index(e: Index, value: Any, key: Any) -> Any:
         return value[key]
     raise ExprError(f"cannot index {_kind(value)}", e.pos, "only lists and mappings can be indexed",
                     code="wrong-type")
+
+
+def _slice(e: Slice, value: Any, lo: Any, hi: Any) -> Any:
+    if not isinstance(value, (list, tuple)):
+        raise ExprError(f"cannot slice {_kind(value)}", e.pos, "only lists can be sliced", code="wrong-type")
+    for bound, part in ((lo, e.lo), (hi, e.hi)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int)):
+            raise ExprError(f"a slice bound must be a whole number, found {bound!r}", part.pos if part else e.pos,
+                            code="bad-index")
+    return list(value[lo:hi])
 
 
 def _attr(e: Attr, value: Any) -> Any:

@@ -3,7 +3,7 @@
 The fixed-shape parts come from the pydantic models in spec.py (`model_json_schema`); the
 recursive layer grammar, which validate.py walks by hand, is added here as far as JSON Schema
 can say it: a call is a string `name(args)`, a sequence a list or mapping of layers, a construct
-a mapping with exactly one of body, concat or add. Written for JSON Schema draft-07, the draft
+a mapping with exactly one of body, splice, concat or add. Written for JSON Schema draft-07, the draft
 editors' YAML language servers support. `archspec schema` prints it; torch-free.
 """
 

@@ -213,6 +213,10 @@ class _Validator:
             self.diags.error("bad-import", f"import '{rel}' is not a regular file", loc=loc, found=shown)
             return None
         key = str(target.resolve())
+        if not key.endswith(SPEC_SUFFIXES):  # a link named .yaml to another kind of file
+            self.diags.error("bad-import", f"import '{rel}' leads to a file that is not a spec file", loc=loc,
+                             found=key, expected="a path ending in .yaml or .yml")
+            return None
         if key in stack:
             chain = " → ".join(os.path.basename(k) for k in stack[stack.index(key):] + (key,))
             self.diags.error("import-cycle", f"import '{rel}' makes a cycle ({chain})", loc=loc,

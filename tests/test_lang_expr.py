@@ -21,7 +21,8 @@ ENV = {"c": 64, "s": 2, "t": True, "cfg": [16, 24, [3, 5]], "depths": {"r18": [2
     ("$in.w", 7), ("$in[0]", 32), ("$flat.f", 10), ("len($cfg)", 3), ("len($depths)", 2), ("sum($depths[$v])", 16),
     ("abs(-3)", 3), ("max($cfg[0], 20)", 20), ("max([1, 5, 2])", 5), ("make_divisible(32 * 0.75, 8)", 24),
     ("make_divisible(10, 8)", 16), ("make_divisible(3, 8, min_value=4)", 4), ("$c == 64.0", True),
-    ("true == 1", False), ("[1, 2] == [1, 2]", True), ("$v == r50", True), ("1 < 2 and 2 < 3 or false", True),
+    ("true == 1", False), ("sum($depths[$v][:2])", 7), ("$cfg[1:]", [24, [3, 5]]), ("$cfg[:-1]", [16, 24]),
+    ("$cfg[0:1]", [16]), ("[1, 2] == [1, 2]", True), ("$v == r50", True), ("1 < 2 and 2 < 3 or false", True),
 ])
 def test_evaluate(text, value):
     assert evaluate(parse_expr(text), {**ENV, "i": 0}) == value
@@ -49,7 +50,8 @@ def test_lazy_evaluation_skips_what_is_not_taken():
     ("$c and true", "wrong-type", "true or false"),
     ("1 if $c else 2", "wrong-type", "true or false"), ("not 1", "wrong-type", "true or false"),
     ("$v < 3", "wrong-type", "needs a number"), ("len(3)", "wrong-type", "len() of"),
-    ("make_divisible(3, 0)", "bad-expression", "divisor"),
+    ("make_divisible(3, 0)", "bad-expression", "divisor"), ("$c[1:]", "wrong-type", "cannot slice"),
+    ("$cfg[a:]", "bad-index", "whole number"),
 ])
 def test_evaluation_errors_are_typed_and_located(text, code, fragment):
     with pytest.raises(ExprError) as info:

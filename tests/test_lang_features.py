@@ -86,7 +86,10 @@ def test_in_after_a_failed_shape_rule_reports_that_fault_once():
 
 
 def test_in_outside_a_block_is_an_unknown_variable():
-    assert [d.code for d in errors("body: conv($in.c, 1)\n")] == ["unknown-variable"]
+    (d,) = errors("body: conv($in.c, 1)\n")
+    assert d.code == "unknown-variable" and "inside a block" in (d.hint or "") and str(d.loc) == "t.yaml:4:12"
+    (d,) = errors("body: conv($i + 1, 1)\n")
+    assert d.code == "unknown-variable" and "repeat:" in (d.hint or "")
 
 
 def test_callee_from_a_variable():
@@ -194,3 +197,25 @@ def test_when_on_a_block_definition_makes_its_instances_optional():
     typed = compile_("blocks:\n  se: {params: [use], when: $use, body: 'conv($in.c, 1)'}\n"
                      "body:\n  a: conv(4, 1)\n  b: se(false)\n  c: se(true)\n  d: add(b, c)\n")
     assert "b" not in typed.net.nodes and typed.graph.inputs["c"] == ["a"] and typed.graph.inputs["d"] == ["a", "c"]
+
+
+def test_splice_of_a_one_item_list_makes_each_copy_one_item():
+    """EfficientNet's features.1 ... features.7: one stage (a block instance) per copy."""
+    typed = compile_("blocks:\n  stage: {params: [c], body: {repeat: 2, body: 'conv($c, 1)'}}\n"
+                     "body:\n  features:\n    - conv(4, 1)\n    - {repeat: 3, splice: ['stage(4 * ($i + 1))']}\n"
+                     "    - conv(8, 1)\n")
+    assert list(typed.net.nodes)[1:] == ["features/0", "features/1/0", "features/1/1", "features/2/0",
+                                         "features/2/1", "features/3/0", "features/3/1", "features/4"]
+    assert typed.shape("features/3/1") == (12, 8, 8)
+
+
+def test_a_block_whose_body_is_a_splice_flattens_a_table_into_the_list():
+    """MobileNetV2's features.1 ... features.N: rows of (c, n, s), each row n blocks, numbered on."""
+    typed = compile_("vars:\n  cfg: [[4, 1, 1], [6, 2, 2], [8, 3, 1]]\nblocks:\n"
+                     "  row:\n    params: [c, n, s]\n"
+                     "    splice: {repeat: $n, body: ['conv($c, 3, p=1, s=$s if $i == 0 else 1)']}\n"
+                     "body:\n  features:\n    - conv(2, 1)\n"
+                     "    - {repeat: len($cfg), splice: 'row($cfg[$i][0], $cfg[$i][1], $cfg[$i][2])'}\n")
+    assert list(typed.net.nodes)[1:] == [f"features/{i}" for i in range(7)]
+    assert [typed.shape(f"features/{i}")[0] for i in range(7)] == [2, 4, 6, 6, 8, 8, 8]
+    assert typed.shape("features/6") == (8, 4, 4)

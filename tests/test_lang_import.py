@@ -54,13 +54,14 @@ def test_set_reaches_imported_vars(resnet18: Path):
     assert "layer1/2/conv1" in archspec.compile(resnet18, variant="resnet34").net.nodes
 
 
-def test_resnet18_loads_torchvisions_state_dict_strictly_and_agrees(resnet18: Path):
+@pytest.mark.parametrize("variant, block", [("resnet18", "basic"), ("resnet50", "bottleneck")])
+def test_resnet_loads_torchvisions_state_dict_strictly_and_agrees(resnet18: Path, variant: str, block: str):
     import torch
-    from torchvision.models import resnet18 as reference
+    import torchvision
 
     torch.manual_seed(0)
-    ref = reference().eval()
-    model = archspec.build(resnet18).eval()
+    ref = getattr(torchvision.models, variant)().eval()
+    model = archspec.build(resnet18, variant=variant, block=block).eval()
     assert list(model.state_dict()) == list(ref.state_dict())
     model.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(2, 3, 64, 64)
@@ -90,6 +91,14 @@ def test_import_faults_are_located(resnet18: Path, target: str, code: str, fragm
     diags = _errors(resnet18).diagnostics
     assert diags[0].code == code and fragment in diags[0].message
     assert str(diags[0].loc) == f"{resnet18}:2:9"
+
+
+def test_a_link_named_yaml_to_another_file_is_refused(resnet18: Path):
+    (resnet18.parent / "notes.txt").write_text("secret")
+    (resnet18.parent / "notes.yaml").symlink_to(resnet18.parent / "notes.txt")
+    resnet18.write_text(RESNET18.replace("lib/resnet_lib.yaml", "notes.yaml"))
+    (d,) = _errors(resnet18).diagnostics
+    assert d.code == "bad-import" and "not a spec file" in d.message
 
 
 def test_import_cycle(tmp_path: Path):

@@ -64,6 +64,27 @@ body:
   flat: flatten
   classifier: [dropout(0.5), linear(10)]
 """,
+    "table": """
+vars:
+  cfg: [[8, 1, 1], [12, 2, 2]]
+blocks:
+  dw: {body: ["conv($in.c, 3, p=1, groups=$in.c)", bn, relu6]}
+  ir:
+    params: [c, s]
+    body:
+      dw: dw
+      project: conv($c, 1, s=$s)
+      add: {when: "$s == 1 and $in.c == $c", body: "add(project, input)"}
+  row:
+    params: [c, n, s]
+    splice: {repeat: $n, body: ["ir($c, $s if $i == 0 else 1)"]}
+body:
+  features:
+    - conv(8, 3, p=1)
+    - {repeat: len($cfg), splice: "row($cfg[$i][0], $cfg[$i][1], $cfg[$i][2])"}
+    - {repeat: 2, splice: ["conv(16 * ($i + 1), 1)"]}
+  pool: global_avgpool
+""",
 }
 
 
