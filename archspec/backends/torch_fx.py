@@ -191,6 +191,8 @@ class ArchModule(fx.GraphModule):
 
     def _copy(self, child: Any) -> ArchModule:
         root = nn.Module()
+        for name, param in self._parameters.items():  # a learned tensor of a top-level node (`layer_scale`)
+            root.register_parameter(name, child(param))
         for name, module in self._modules.items():
             root.add_module(name, child(module))
         train = self.__dict__.get("_train_module")

@@ -123,7 +123,10 @@ def _inference_copy(module: nn.Module) -> OptimizedModule:
     graph: Any = getattr(module, "graph", None)
     if not isinstance(graph, fx.Graph) or not hasattr(module, "typed"):
         raise TypeError(f"optimize takes the module archspec.build returns, not {type(module).__name__}")
-    root = copy.deepcopy(nn.ModuleDict(dict(module.named_children()))).eval()
+    tree = nn.ModuleDict(dict(module.named_children()))
+    for name, param in module.named_parameters(recurse=False):  # a top-level node's tensor (`layer_scale`)
+        tree.register_parameter(name, param)
+    root = copy.deepcopy(tree).eval()
     gm = OptimizedModule(root, copy.deepcopy(graph), class_name=f"{type(module).__name__}Optimized")
     typed: Any = module.typed
     object.__setattr__(gm, "spec_name", typed.net.name)

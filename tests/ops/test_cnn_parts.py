@@ -259,3 +259,30 @@ def test_deep_check_confirms_every_shape(write_spec: SpecWriter, name: str) -> N
 
     report = deep_check(_compile(write_spec, name))
     assert report.ok, [d.message for d in report.diagnostics]
+
+
+def test_a_top_level_learned_tensor_survives_copy_pickle_optimize_and_source(write_spec: SpecWriter) -> None:
+    """At the top level the tensor sits on the network module itself: key `layer_scale`."""
+    import copy
+    import pickle
+
+    typed = archspec.compile(write_spec("""
+        archspec: 1
+        name: top
+        input: [4, 5, 5]
+        body:
+          conv: conv(6, 3)
+          layer_scale: layer_scale(0.5)
+          pool: mean
+    """))
+    module = archspec.build(typed).eval()
+    assert list(module.state_dict()) == ["layer_scale", "conv.weight", "conv.bias"]
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        expected = module(x)
+        for other in (copy.deepcopy(module), copy.copy(module), pickle.loads(pickle.dumps(module)),
+                      archspec.optimize(module)):
+            torch.testing.assert_close(other(x), expected, rtol=0, atol=1e-6)
+    assert copy.copy(module).layer_scale is module.layer_scale
+    assert copy.deepcopy(module).layer_scale is not module.layer_scale
+    _same_outputs(emit_python(typed), typed)
