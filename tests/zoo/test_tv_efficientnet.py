@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .torchvision_checks import check_counts, check_settings, one_thread
+from .torchvision_checks import check_counts, check_settings, check_variant_vars, one_thread
 from .torchvision_parity import check_meta, check_outputs
 
 BUILDERS = [
@@ -39,3 +39,7 @@ def test_outputs_equal_for_the_smallest_variant(builder: str) -> None:
 @pytest.mark.parametrize("builder", ["efficientnet_b0", "efficientnet_b5", "efficientnet_v2_s"])
 def test_norm_dropout_and_drop_path_settings(builder: str) -> None:
     check_settings(builder)
+
+
+def test_the_variant_numbers_are_vars() -> None:
+    check_variant_vars("efficientnet_b0", "efficientnet_b2", width_mult=1.1, depth_mult=1.2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .torchvision_checks import check_counts, check_settings, one_thread
+from .torchvision_checks import check_counts, check_settings, check_variant_vars, one_thread
 from .torchvision_parity import check_meta, check_outputs
 
 BUILDERS = [
@@ -29,3 +29,7 @@ def test_outputs_equal_for_the_smallest_variant() -> None:
 
 def test_norm_dropout_and_drop_path_settings() -> None:
     check_settings("mnasnet0_5")
+
+
+def test_the_variant_numbers_are_vars() -> None:
+    check_variant_vars("mnasnet1_0", "mnasnet0_5", alpha=0.5)

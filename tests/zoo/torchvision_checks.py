@@ -9,6 +9,9 @@ one thread.
 - `check_settings(builder)`: what state_dict keys cannot show, module by module on the meta
   device: BatchNorm eps and momentum, dropout rates, and the stochastic depth rate of every
   block that adds its residual (torchvision makes the module in the others too, unused).
+- `check_variant_vars(spec, builder, **vars)`: a family's variants differ only in their vars,
+  so a spec with another variant's numbers set (as `--set` does) counts that variant's
+  parameters (torch-free, against the reference on the meta device).
 - `one_thread()`: a network at 32×32 is hundreds of tiny convolutions, where synchronising
   torch's intra-op threads costs more than the arithmetic (10× slower on a busy 2-core machine).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,6 +56,14 @@ def check_settings(builder: str) -> None:
             assert ours[name].p == module.p, f"{builder}: {name}: {ours[name]}"
         elif isinstance(module, StochasticDepth) and ref.get_submodule(name.rpartition(".")[0]).use_res_connect:
             assert ours[name].p == module.p, f"{builder}: {name}: p {ours[name].p}, torchvision {module.p}"
+
+
+def check_variant_vars(spec: str, builder: str, **variables: Any) -> None:
+    typed = archspec.compile(SPECS / f"{spec}.yaml", **variables)
+    with torch.device("meta"):
+        want = sum(p.numel() for p in reference(builder).parameters())
+    got = typed.total("params")
+    assert got == want, f"{spec} with {variables}: {got:,} params, {builder} {want:,}"
 
 
 @contextmanager
