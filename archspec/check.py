@@ -13,8 +13,10 @@ from typing import Any
 from .errors import Diagnostic, SpecError
 from .expect import check_expect
 from .infer import TypedGraph
-from .pipeline import compile, load, paused_gc
+from .load import load_file
+from .pipeline import compile, paused_gc
 from .report import overview
+from .validate import is_library, validate, validate_library
 
 
 @dataclass
@@ -31,6 +33,8 @@ class CheckResult:
     smallest_inference: tuple[int, int] | None = None
     deep_checked: dict[str, int] | None = None
     """With `check --deep`: how many nodes torch confirmed, per mode."""
+    library_blocks: int | None = None
+    """For a library file (blocks and vars only, to be imported): how many blocks it defines."""
 
     @property
     def ok(self) -> bool:
@@ -46,6 +50,8 @@ class CheckResult:
             data["min_input"] = list(self.smallest_input)
         if self.smallest_inference is not None:
             data["min_input_inference"] = list(self.smallest_inference)
+        if self.library_blocks is not None:
+            data["library_blocks"] = self.library_blocks
         if self.deep_checked is not None:
             data["deep_checked"] = dict(self.deep_checked)
         return data
@@ -58,7 +64,13 @@ def check_file(path: str | Path, overrides: dict[str, Any] | None = None,
     result = CheckResult(file=str(path))
     try:
         with paused_gc():
-            spec = load(path, **(overrides or {}))
+            source = load_file(path)
+            if is_library(source):
+                result.sources = {source.file: source.text}
+                result.library_blocks = len(validate_library(source))
+                result.seconds = time.perf_counter() - start
+                return result
+            spec = validate(source, overrides or {})
             result.name, result.sources = spec.name, spec.sources
             result.typed = compile(spec)
             result.diagnostics += check_expect(result.typed)

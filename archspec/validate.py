@@ -88,6 +88,28 @@ def validate(source: Source, overrides: dict[str, Any] | None = None) -> Spec:
     return spec
 
 
+def is_library(source: Source) -> bool:
+    """A file of blocks and vars only, made to be imported (it has none of a spec's name, input, body, ...)."""
+    raw = source.data
+    return isinstance(raw, dict) and not any(k in raw for k in _SPEC_ONLY_KEYS)
+
+
+def validate_library(source: Source) -> dict[str, BlockDef]:
+    """Validate a library file as an importing spec would see it: its blocks, its vars and what it imports.
+
+    Raises SpecError listing every fault found; returns the blocks it defines (imported ones included).
+    """
+    v = _Validator(source)
+    v.model(SpecModel, dict(source.data), ())
+    blocks, var_defs = v.definitions(source.data, (str(Path(source.file).resolve()),))
+    v.vars(var_defs, {})
+    v.diags.raise_if_errors({**v.imported, source.file: source.text})
+    return blocks
+
+
+_SPEC_ONLY_KEYS = ("name", "input", "body", "heads", "expect")
+
+
 class _Validator:
     def __init__(self, source: Source, importer: _Validator | None = None):
         self.src = source
@@ -149,7 +171,7 @@ class _Validator:
             return None
         top = self.model(SpecModel, {k: v for k, v in raw.items()}, ())
         blocks, var_defs = self.definitions(raw, (str(Path(self.src.file).resolve()),))
-        if not any(k in raw for k in ("name", "input", "body", "heads", "expect")):
+        if not any(k in raw for k in _SPEC_ONLY_KEYS):
             self.diags.error("missing-field", "missing required key 'body': this file is a library (blocks and "
                              "vars only), to be imported by a spec, not built", loc=self.src.loc(()),
                              hint="import it from a spec: import: " + Path(self.src.file).name)

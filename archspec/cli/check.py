@@ -57,7 +57,9 @@ def check(paths: tuple[str, ...], sets: tuple[str, ...], fmt: str | None, as_jso
 
 
 def _print_check(r: Any, min_input: bool, annotate: bool = False) -> None:
-    if r.ok and r.typed is not None:
+    if r.ok and r.library_blocks is not None:
+        click.echo(f"ok    {r.file}  library: {r.library_blocks} block{'s' if r.library_blocks != 1 else ''}")
+    elif r.ok and r.typed is not None:
         t = r.typed
         extra = ""
         if min_input:
