@@ -316,3 +316,15 @@ def test_helpers_are_written_once_and_only_when_used(write_spec) -> None:
     assert source.count("class LayerNorm2d(nn.LayerNorm):") == 1
     assert source.count("def channel_shuffle(") == 1
     assert "DropPath" not in source and "Permute" not in source
+
+
+def test_long_lines_are_broken_inside_their_widest_brackets_and_strings_are_left_alone() -> None:
+    from archspec.backends.python_source.text import MAX_LINE, fit_lines
+
+    items = ", ".join(f'nn.Conv2d({i}, {i}, 3, padding="same")' for i in range(12))
+    doc = '    """' + "word " * 40 + '\n    """'
+    source = f"class A:\n{doc}\n    def f(self):\n        self.layer = nn.Sequential({items})\n"
+    fitted = fit_lines(source)
+    assert max(len(line) for line in fitted.splitlines() if '"""' not in line and "word" not in line) <= MAX_LINE
+    assert doc in fitted and "        self.layer = nn.Sequential(\n            nn.Conv2d(0, 0, 3" in fitted
+    assert compile(fitted, "a.py", "exec") and fitted.count("nn.Conv2d(") == 12

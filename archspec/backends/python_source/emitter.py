@@ -14,6 +14,7 @@ from ...ops import REGISTRY
 from ...spec import BlockDef
 from .body import Body, ClassInfo, channels
 from .exprs import RESERVED, camel, pyname
+from .text import fit_lines
 
 
 class Emitter:
@@ -192,7 +193,7 @@ class Emitter:
         text = "\n".join(code)
         helpers = [h for h in self.helpers if re.search(rf"\b{_defined(h)}\(", text)]
         parts = [self.header(name) + "\n\n" + imports("\n".join([*helpers, text]))] + helpers
-        return "\n\n\n".join(parts + code) + "\n"
+        return fit_lines("\n\n\n".join(parts + code)) + "\n"
 
     def used_classes(self, refs: set[str]) -> list[str]:
         by_name = {c.name: b for b, c in self.classes.items() if c is not None}
