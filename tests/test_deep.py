@@ -14,10 +14,12 @@ from archspec.infer import NodeInfo
 
 pytest.importorskip("torch")
 
+from conftest import REPRESENTATIVE_SPECS
+
 from archspec.deep import deep_check  # noqa: E402  (needs torch)
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = REPRESENTATIVE_SPECS
 GOOGLENET = ROOT / "specs" / "googlenet.yaml"
 CLI = [str(Path(sys.executable).parent / "archspec")]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import REPRESENTATIVE_SPECS
 
 import archspec
 from archspec.memory import available, check_memory, estimate, fmt_bytes, host_available, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = REPRESENTATIVE_SPECS
 TINY = ROOT / "tests" / "fixtures" / "tiny.yaml"
 
 HUGE = """\

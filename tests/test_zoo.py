@@ -5,17 +5,16 @@ The parity tests against the reference implementations live in tests/zoo/.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
+from conftest import REPRESENTATIVE_SPECS
 
 import archspec
 from archspec.backends.torch_fx import build_module
 from archspec.deep import deep_check
 from archspec.infer import min_input
 
-SPECS = sorted((Path(__file__).resolve().parent.parent / "specs").glob("*.yaml"))
+SPECS = REPRESENTATIVE_SPECS
 
 
 @pytest.fixture(scope="module", params=SPECS, ids=lambda p: p.stem)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+from conftest import REPRESENTATIVE_SPECS
 
 import archspec
 
-SPECS = sorted((Path(__file__).resolve().parents[2] / "specs").glob("*.yaml"))
+SPECS = REPRESENTATIVE_SPECS
 TOLERANCE = 1e-4  # relative to the largest output magnitude, fp32 on both sides (TF32 off)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPRESENTATIVE_SPECS
 
 import archspec
 from archspec.backends.python_source import emit_python
 
 ROOT = Path(__file__).resolve().parents[2]
-SPECS = sorted((ROOT / "specs").glob("*.yaml"))
+SPECS = REPRESENTATIVE_SPECS
 SLOW = {"inception_v4", "inception_resnet_v2"}
 
 # Runs in a fresh interpreter: `-I -S` leaves out the repository, PYTHONPATH and every .pth file (so the

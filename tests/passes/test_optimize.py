@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPRESENTATIVE_SPECS
 from torch import nn
 
 import archspec
 from archspec.passes import PackedConv2d, default_passes, optimize, pass_names
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
-ROOT_SPECS = sorted(p.name for p in SPECS.glob("*.yaml"))
+ROOT_SPECS = [p.name for p in REPRESENTATIVE_SPECS]
 BIG = {"inception_v4.yaml", "inception_resnet_v2.yaml"}
 TINY = SPECS.parent / "tests" / "fixtures" / "tiny.yaml"
 
