@@ -40,6 +40,7 @@ PATTERN_MESSAGES = {
     NODE_NAME_PATTERN: "a node name: a letter, then letters, digits and _, e.g. branch1",
     NAME_PATTERN: "a name: a letter or _, then letters, digits and _, e.g. inception",
     ITEM_PATTERN: "a node name: letters, digits, _ and -, e.g. block1-0",
+    r"\{i\}": "a pattern of names with {i} where the copy's number goes, e.g. denselayer{i}",
     REF_PATTERN: "a node reference: a name, a list index or a path of them joined by /, e.g. inception4a/branch2",
     SPEC_NAME_PATTERN: "the network's name: letters, digits, _ and -, e.g. googlenet",
 }
