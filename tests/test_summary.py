@@ -260,10 +260,14 @@ def test_summary_and_diff_do_not_import_torch():
 # -- cross-checks against torch, every spec ------------------------------------
 
 def _numel_under(module, path: str) -> int:
+    target = path.replace("/", ".")
     try:
-        sub = module.get_submodule(path.replace("/", "."))
+        sub = module.get_submodule(target)
     except AttributeError:
-        return 0  # a scope of function calls only: no module, no parameters
+        try:
+            return module.get_parameter(target).numel()  # a block's own learned tensor (ConvNeXt's layer_scale)
+        except AttributeError:
+            return 0  # a scope of function calls only: no module, no parameters
     return sum(p.numel() for p in sub.parameters())
 
 
