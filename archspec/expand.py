@@ -21,11 +21,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Diagnostics, Location, did_you_mean
-from .expr import Expr, ExprError, Lit, Name, Shape, Var, evaluate, variables
+from .expr import ChannelsLastShape, Expr, ExprError, Lit, Name, Shape, Var, evaluate, variables
 from .graph import Resolver
 from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
 from .ops import REGISTRY, Op, ShapeError
 from .ops.common import fmt_shape
+from .ops.registry import ChannelsLast
 from .spec import ITEM_PATTERN, BlockDef, CallLayer, Construct, HeadDef, Layer, Pattern, SeqLayer, Spec
 from .validate import RESERVED_NAMES
 
@@ -91,7 +92,7 @@ class _Expander:
         self.merge_attrs: dict[str, Any] = {}
         self.net = Network(spec.name, spec.file, spec.input, self.nodes, self.scopes, {}, {}, spec.sources, spec)
         self.resolver = Resolver(self.net, Diagnostics())
-        self.shapes: dict[str, Shape | None] = {INPUT: Shape(spec.input)}
+        self.shapes: dict[str, tuple[int, ...] | None] = {INPUT: tuple(spec.input)}
         """Output shapes of nodes worked out for `$in` (None: unknown, its fault reported)."""
         self.scanned: dict[tuple[int, str], bool] = {}
 
@@ -679,9 +680,9 @@ class _Expander:
                              "a shape rule before it failed", loc=layer.loc, path=path or None,
                              hint="fix the fault reported for that node first")
             return _EVAL_FAILED
-        return shape
+        return ChannelsLastShape(shape) if isinstance(shape, ChannelsLast) else Shape(shape)
 
-    def node_shape(self, name: str) -> Shape | None:
+    def node_shape(self, name: str) -> tuple[int, ...] | None:
         """The output shape of node `name`, worked out once per node (iteratively: chains may be long)."""
         todo = [name]
         busy: set[str] = set()
@@ -709,7 +710,7 @@ class _Expander:
                 self.shapes[n] = None
                 continue
             try:
-                self.shapes[n] = Shape(REGISTRY[node.op].infer(node.attrs, ins))
+                self.shapes[n] = REGISTRY[node.op].infer(node.attrs, ins)
             except ShapeError as exc:
                 self.shapes[n] = None
                 found = exc.found if exc.found is not None else ", ".join(fmt_shape(s) for s in ins)  # type: ignore

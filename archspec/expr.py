@@ -166,6 +166,13 @@ class Shape(tuple):
         return self[dims.index(name)]
 
 
+class ChannelsLastShape(Shape):
+    """`$in` of a channels-last input (H×W×C, after a `permute`): `.h .w .c` name its axes."""
+
+    __slots__ = ()
+    FIELDS = {3: "hwc", 1: "f"}
+
+
 _TOKEN = re.compile(
     r"""(?P<ws>\s+)
       | (?P<num>(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?)

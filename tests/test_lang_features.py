@@ -219,3 +219,13 @@ def test_a_block_whose_body_is_a_splice_flattens_a_table_into_the_list():
     assert list(typed.net.nodes)[1:] == [f"features/{i}" for i in range(7)]
     assert [typed.shape(f"features/{i}")[0] for i in range(7)] == [2, 4, 6, 6, 8, 8, 8]
     assert typed.shape("features/6") == (8, 4, 4)
+
+
+def test_in_of_a_block_behind_a_permute_names_the_channels_last_axes() -> None:
+    """`$in.c` reads the channels of an H×W×C input too (ConvNeXt's MLP runs channels-last)."""
+    typed = archspec.compile(archspec.loads(
+        "archspec: 1\nname: t\ninput: [8, 4, 4]\n"
+        "blocks:\n  mlp:\n    body:\n      - linear($in.c * 2)\n      - linear($in.c)\n"
+        'body:\n  - "permute([0, 2, 3, 1])"\n  - mlp\n  - "permute([0, 3, 1, 2])"\n'))
+    assert tuple(typed.shape("1/0")) == (4, 4, 16) and tuple(typed.shape("1/1")) == (4, 4, 8)
+    assert tuple(typed.shape("2")) == (8, 4, 4)
