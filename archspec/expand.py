@@ -552,7 +552,9 @@ class _Expander:
             if bound is None:
                 return None
             args, body_env = bound
-            self.scope(path, "block", layer.loc, input=inp, block=block.name, args=dict(args))
+            given = tuple(p.name for p in block.params[:len(layer.call.args)]) + tuple(k.key for k in layer.call.kwargs)
+            self.scope(path, "block", layer.loc, input=inp, block=block.name, args=dict(args), given=given,
+                       by_name=len(layer.call.kwargs))
             out = self.layer(block.layer, path, inp, body_env, trace + (layer.loc,))
         finally:
             self.stack.pop()

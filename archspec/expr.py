@@ -248,7 +248,7 @@ class _Parser:
         """Count one more level of the tree (or of the parser's recursion): bounded by MAX_DEPTH."""
         self.depth += by
         if self.depth > MAX_DEPTH:
-            raise ExprError(f"expression nested too deeply (more than {MAX_DEPTH} levels)", pos,
+            raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels", pos,
                             "split it into variables under vars:")
 
     def call(self) -> CallText:

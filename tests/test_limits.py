@@ -57,7 +57,7 @@ def test_deep_expressions_are_bad_expressions(tmp_path, inner):
 
 
 def test_expression_depth_limits_are_generous():
-    parse_call("f(" + "(" * (MAX_DEPTH - 2) + "1" + ")" * (MAX_DEPTH - 2) + ")")
+    parse_call("f(" + "(" * (MAX_DEPTH // 2 - 2) + "1" + ")" * (MAX_DEPTH // 2 - 2) + ")")  # a bracket: 2 levels
     parse_call("f(" + "+".join(["$a"] * (MAX_DEPTH - 2)) + ")")
     with pytest.raises(ExprError, match=f"deeper than {MAX_DEPTH}"):
         parse_call("f(" + "+".join(["$a"] * (MAX_DEPTH + 2)) + ")")
@@ -223,10 +223,10 @@ def test_every_verb_exits_1_with_the_located_error(tmp_path, name, text, verb):
 
 
 def _nested_blocks(count: int) -> str:
-    """`count` blocks, each eight layers deep around the call of the next; a 95-operator expression at the end."""
+    """`count` blocks, each eight layers deep around the call of the next; a 30-operator expression at the end."""
     blocks = "".join(f"  b{i}:\n    params: [x]\n    body: [{{body: {{body: {{body: {{body: [b{i + 1}($x)]}}}}}}}}]\n"
                      for i in range(count - 1))
-    last = "(" * 19 + "+".join(["$x"] * 95) + ")" * 19
+    last = "(" * 10 + "+".join(["$x"] * 30) + ")" * 10
     return HEAD + f"blocks:\n{blocks}  b{count - 1}:\n    params: [x]\n    body: ['conv(-{last} + 100, 1)']\n" \
         + "body:\n  - b0(1)\n"
 
@@ -242,6 +242,6 @@ def test_layers_nested_just_within_the_limit_check_and_build(tmp_path):
     path.write_text(_nested_blocks(28))
     result = archspec.check_file(path)
     assert result.ok and result.typed is not None
-    assert result.typed.total("params") == 5 * 3 + 5  # conv(-95 + 100, 1) on 3 channels, with its bias
+    assert result.typed.total("params") == 70 * 3 + 70  # conv(-30 + 100, 1) on 3 channels, with its bias
     if importlib.util.find_spec("torch") is not None:
         archspec.build(result.typed, device="meta")
