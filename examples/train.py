@@ -186,6 +186,7 @@ class Trainer:
     def __init__(self, opts: Options, world: World, typed: archspec.TypedGraph, data: Digits):
         self.opts, self.world, self.typed, self.data = opts, world, typed, data
         self.out = Path(opts.out)
+        self.out.mkdir(parents=True, exist_ok=True)  # the run folder is the tool's own: made here, not by the writers
         torch.manual_seed(opts.seed)
         self.net = archspec.build(typed, device=world.device)
         self.model: nn.Module = self.net
