@@ -100,8 +100,21 @@ SLOW_COMMANDS = ("archspec build ", "archspec profile ", " --deep")
 """Documented commands that import torch: tests/test_docs.py runs each in a process of its own (seconds each)."""
 
 
+WHOLE_NETWORK_FILES = ("tests/backends/", "tests/passes/test_optimize.py", "tests/test_profile.py", "tests/test_zoo.py",
+                       "tests/test_deep.py", "tests/test_memory.py")
+"""Files whose tests run whole networks in torch, once per spec of REPRESENTATIVE_SPECS."""
+
+
+def _slow(nodeid: str) -> bool:
+    if nodeid.startswith(SLOW) or nodeid.startswith("tests/zoo/test_tv_"):  # every torchvision family's parity
+        return True
+    if nodeid.startswith("tests/test_docs.py::test_documented_commands"):
+        return any(c in nodeid for c in SLOW_COMMANDS)
+    params = nodeid.partition("[")[2]
+    return nodeid.startswith(WHOLE_NETWORK_FILES) and any(name in params for name in SMALL_OF_EACH_FAMILY)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        documented = item.nodeid.startswith("tests/test_docs.py::test_documented_commands")
-        if item.nodeid.startswith(SLOW) or (documented and any(c in item.nodeid for c in SLOW_COMMANDS)):
+        if _slow(item.nodeid):
             item.add_marker(pytest.mark.slow)
