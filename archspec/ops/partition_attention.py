@@ -78,12 +78,9 @@ def _emit(a: PartitionAttentionAttrs, ins: list[Shape]):
 
 
 def _source(a: SourceArgs) -> SourceForm:
-    mode = a.value("mode")
     first = [a.in_ch(), required(a, "size"), required(a, "head_dim")]
-    text = ctor("PartitionAttention", a, first, {"scale": "scale"})
-    if mode != "block":
-        text = text[:-1] + f", mode={mode!r})"
-    return SourceForm(module=text, helpers=(helper("PartitionAttention"),))
+    return SourceForm(module=ctor("PartitionAttention", a, first, {"mode": "mode", "scale": "scale"}),
+                      helpers=(helper("PartitionAttention"),))
 
 
 def _label(a: PartitionAttentionAttrs) -> str:
