@@ -65,6 +65,8 @@ class PartitionAttention(nn.Module):
     (T×T, T = size²), which picks the table's row for each pair of tokens.
     """
 
+    relative_position_index: torch.Tensor
+
     def __init__(self, dim: int, size: int, head_dim: int, mode: str = "block", scale: float | None = None) -> None:
         super().__init__()
         if dim % head_dim:
