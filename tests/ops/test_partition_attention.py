@@ -193,13 +193,14 @@ def test_python_source_round_trips(write_spec: SpecWriter) -> None:
 
 
 @pytest.mark.slow
-def test_onnxruntime_gives_the_modules_outputs(write_spec: SpecWriter, tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["block", "grid"])
+def test_onnxruntime_gives_the_modules_outputs(write_spec: SpecWriter, tmp_path: Path, mode: str) -> None:
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     from archspec.export import save
 
-    typed = _typed(write_spec, "grid")
+    typed = _typed(write_spec, mode)
     module = archspec.build(typed)
     target = tmp_path / "part.onnx"
     with warnings.catch_warnings():
