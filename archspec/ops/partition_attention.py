@@ -43,8 +43,7 @@ def _infer(a: PartitionAttentionAttrs, ins: list[Shape]) -> Shape:
         what = f"{a.size}×{a.size} windows" if a.mode == "block" else f"a {a.size}×{a.size} grid"
         raise ShapeError(f"{a.mode} attention over {what} needs H and W divisible by {a.size}",
                          expected=f"H and W multiples of {a.size}", found=f"H×W = {h}×{w}",
-                         hint="change the input size or the partition size (`archspec check --min-input` "
-                              "finds the smallest input the network accepts)",
+                         hint="change the input size or the partition size",
                          code="indivisible-size")
     return shape
 

@@ -71,9 +71,10 @@ def test_min_input_is_the_smallest_torchvision_accepts(size: int, smallest: int)
 def test_an_input_of_another_size_is_a_located_error() -> None:
     with pytest.raises(archspec.SpecError) as info:
         archspec.compile(SPEC, input=[3, 160, 160])
-    first = info.value.diagnostics[0]
-    assert first.code == "indivisible-size" and first.found == "H×W = 40×40"
-    assert first.path.startswith("blocks/0/layers/0/layers/window_attention/attn_layer/1")
+    (diag,) = info.value.diagnostics
+    assert diag.code == "indivisible-size" and diag.found == "H×W = 40×40"
+    assert diag.path == "blocks/0/layers/0/layers/window_attention/attn_layer/1"
+    assert "the smallest input this network accepts is 221×221 (given 160×160)" in (diag.hint or "")
 
 
 def test_norm_dropout_and_drop_path_settings() -> None:
