@@ -1,6 +1,6 @@
 """The op registry; importing this package registers every primitive op."""
 
-from . import activation, channels, conv, dense, layer_scale, layout, merge, norm, pool  # noqa: F401  (registration)
+from . import activation, channels, conv, dense, layer_scale, layout, merge, norm, partition_attention, pool  # noqa: F401  (registration)
 from .registry import (
     IDENTITY,
     REGISTRY,
