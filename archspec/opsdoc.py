@@ -26,6 +26,8 @@ SECTIONS = {
     "merge": "Merges",
     "reshape": "Reshaping",
     "regularize": "Regularisation",
+    "tokens": "Tokens",
+    "attention": "Attention",
 }
 """Section titles by op kind, in the order of the page; other kinds follow, titled by their name."""
 

@@ -27,7 +27,7 @@ from .ops.registry import channels_last
 from .table import Column, Table, fmt_bytes, fmt_int
 
 BYTES_PER_ELEMENT = 4  # float32
-WEIGHT_KINDS = ("conv", "linear")
+WEIGHT_KINDS = ("conv", "linear", "attention")
 PAPER_KINDS = ("conv", "pool", "linear", "regularize", "merge")
 """Top-level op kinds that get a row in the paper view even without parameters."""
 PAPER_TYPES = {"conv": "convolution", "maxpool": "max pool", "avgpool": "avg pool",
