@@ -56,10 +56,10 @@ def same_shape(a: object, ins: list[Shape]) -> Shape:
 
 
 def fmt_shape(shape: Shape | None) -> str:
-    """`64×56×56`; a channels-last shape says so: `56×56×64 (H×W×C)`, and tokens: `197×768 (L×D tokens)`."""
+    """`64×56×56`; a channels-last shape says so: `56×56×64 (H×W×C)`, and tokens: `197×768 (tokens)`."""
     if shape is None:
         return "?"
-    mark = " (H×W×C)" if channels_last(shape) else " (L×D tokens)" if tokens(shape) else ""
+    mark = " (H×W×C)" if channels_last(shape) else " (tokens)" if tokens(shape) else ""
     return "×".join(str(d) for d in shape) + mark
 
 

@@ -70,6 +70,8 @@ class SelfAttention(nn.MultiheadAttention):
     (`in_proj_weight`, `in_proj_bias`, `out_proj.weight`, `out_proj.bias`)."""
 
     def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        if dim % heads:
+            raise ValueError(f"width {dim} does not split into {heads} heads")
         super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
