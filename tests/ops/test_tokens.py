@@ -282,3 +282,26 @@ def test_select_and_mean_compute_what_torch_does() -> None:
     torch.testing.assert_close(apply(emit(case), x), x[0][:, 2], rtol=0, atol=0)
     mean = op_call("mean_tokens", Tokens((5, 8)))
     torch.testing.assert_close(apply(emit(mean), x), x[0].mean(1), rtol=0, atol=0)
+
+
+def test_memory_estimate_is_the_bytes_of_the_built_module(write_spec: SpecWriter) -> None:
+    from archspec.memory import estimate
+
+    typed = _mini(write_spec)
+    module = archspec.build(typed, device="meta")
+    est = estimate(typed)
+    assert est.total == sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    attention = "encoder/layers/encoder_layer_0/self_attention"
+    assert est.nodes[attention] == 4 * (4 * 32 * 32 + 4 * 32)
+    assert est.nodes["class_token"] == 4 * 32 and est.nodes["encoder/pos_embedding"] == 4 * 17 * 32
+
+
+def test_profile_puts_attention_time_on_its_block(write_spec: SpecWriter) -> None:
+    from archspec.profile import OTHER, profile
+
+    path = write_spec(MINI_VIT)
+    for optimize in (False, True):
+        table = profile(path, depth=3, optimize=optimize, repeat=1, warmup=0)
+        rows = {r["path"]: r for r in table.rows}
+        assert set(rows) - {OTHER} >= {"encoder/layers/encoder_layer_0", "encoder/layers/encoder_layer_1"}
+        assert rows["encoder/layers/encoder_layer_0"]["time_ms"] > 0
