@@ -48,7 +48,7 @@ SET = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
 
 
 PASS_NAMES = ("remove_dropout", "sdpa_attention", "fold_bn", "fold_scale", "merge_siblings", "channels_last",
-              "fuse_conv_relu", "separable_maxpool")
+              "fuse_conv", "separable_maxpool")
 """archspec.passes.pass_names(), written out so that `--help` needs no torch (a test keeps the two equal)."""
 
 
