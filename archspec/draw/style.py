@@ -22,6 +22,8 @@ FILL: dict[str, str] = {
     "attention": "#f2c4de",
     "reshape": "#e5e5e5",
     "regularize": "#d0ece7",
+    "tokens": "#e7d4e8",
+    "attention": "#f6c9a0",
     "other": "#ffffff",
     "block": "#f4f4f0",
     "input": "#4d4d4d",

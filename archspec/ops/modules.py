@@ -53,7 +53,6 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
-
 class PartitionAttention(nn.Module):
     """Multi-head self-attention within groups of size×size tokens of N×H×W×C, with a learned bias per
     relative position and head; N×H×W×C out.
@@ -99,3 +98,46 @@ class PartitionAttention(nn.Module):
         y = self.merge(y.transpose(1, 2).flatten(2)).reshape(n, h // s, w // s, s, s, c)
         y = y.permute(0, 3, 1, 4, 2, 5) if self.mode == "grid" else y.permute(0, 1, 3, 2, 4, 5)
         return y.reshape(n, h, w, c)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """N×D×H×W → N×(H·W)×D: each position a token, in row-major order (a ViT's patch embedding)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def prepend_token(x: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """N×L×D and a learned 1×1×D token → N×(L+1)×D, the token first (a ViT's class token)."""
+    return torch.cat([token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """Multi-head self-attention over N×L×D: `nn.MultiheadAttention` (batch first) reading x as query, key
+    and value and returning the attended tokens alone, so its parameters are torch's own
+    (`in_proj_weight`, `in_proj_bias`, `out_proj.weight`, `out_proj.bias`)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        if dim % heads:
+            raise ValueError(f"width {dim} does not split into {heads} heads")
+        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class SDPAttention(nn.Module):
+    """The computation of `SelfAttention` through `F.scaled_dot_product_attention`, over the same tensors
+    (`in_proj_weight`, `in_proj_bias`, `out_proj`): one fused kernel instead of explicit softmax(QKᵀ)V."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim)) if bias else None
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, dim = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(y.transpose(1, 2).reshape(n, length, dim))

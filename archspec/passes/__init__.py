@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from .attention import sdpa_attention
 from .channels_last import channels_last
 from .cleanup import remove_dropout
 from .common import INPUT_META, device_of
@@ -37,6 +38,7 @@ class Pass:
 
 PASSES: tuple[Pass, ...] = (
     Pass("remove_dropout", remove_dropout, "dropout and identities removed"),
+    Pass("sdpa_attention", sdpa_attention, "self-attention through F.scaled_dot_product_attention"),
     Pass("fold_bn", fold_bn, "batch norms folded into the conv or linear before them"),
     Pass("fold_scale", fold_scale, "constant scales folded into the conv before them"),
     Pass("merge_siblings", merge_siblings, "sibling convs merged into one wider conv"),
@@ -47,8 +49,9 @@ PASSES: tuple[Pass, ...] = (
 """Every pass, in the order `optimize` runs them."""
 
 DEFAULT_PASSES: dict[str, tuple[str, ...]] = {
-    "cpu": ("remove_dropout", "fold_bn", "fold_scale", "channels_last", "fuse_conv", "separable_maxpool"),
-    "cuda": ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last"),
+    "cpu": ("remove_dropout", "sdpa_attention", "fold_bn", "fold_scale", "channels_last", "fuse_conv",
+            "separable_maxpool"),
+    "cuda": ("remove_dropout", "sdpa_attention", "fold_bn", "fold_scale", "merge_siblings", "channels_last"),
 }
 """The passes `optimize` runs when none are named, by device type (what each pays is measured in
 benchmarks/RESULTS.md: merging sibling convs pays on a GPU, where it saves kernel launches, and

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from archspec.ops import REGISTRY, Attrs, ChannelsLast, FunctionCall, Op, ParamCall, Shape, ShapeError
+from archspec.ops import REGISTRY, Attrs, ChannelsLast, FunctionCall, Op, ParamCall, Shape, ShapeError, Tokens
 from archspec.ops.activation import KINDS
 
 ERROR = "error"
@@ -144,9 +144,14 @@ def hwc(c: int = 8, hw: int = 8) -> st.SearchStrategy[Shape]:
     return st.tuples(st.integers(1, hw), st.integers(1, hw), st.integers(1, c)).map(ChannelsLast)
 
 
+def tokens(length: int = 8, d: int = 12) -> st.SearchStrategy[Shape]:
+    """A token sequence L×D (after `to_tokens`)."""
+    return st.tuples(st.integers(1, length), st.integers(1, d)).map(Tokens)
+
+
 def any_layout() -> st.SearchStrategy[Shape]:
-    """C×H×W, H×W×C or F: the inputs of ops over the channel (last) axis."""
-    return st.one_of(chw(6, 8), hwc(6, 8), flat())
+    """C×H×W, H×W×C, L×D or F: the inputs of ops over the channel (last) axis."""
+    return st.one_of(chw(6, 8), hwc(6, 8), tokens(), flat())
 
 
 def any_rank() -> st.SearchStrategy[Shape]:
@@ -250,6 +255,15 @@ def permute_case(draw: st.DrawFn) -> Case:
 
 
 @st.composite
+def attention_case(draw: st.DrawFn) -> Case:
+    """A width that usually splits into the heads, now and then one that does not (torch refuses it too)."""
+    heads = draw(st.integers(1, 4))
+    d = heads * draw(st.integers(1, 4)) + (draw(st.integers(1, 3)) if draw(st.integers(0, 5)) == 0 else 0)
+    values = {"heads": heads, "dropout": draw(opt(st.floats(0, 1))), "bias": draw(opt(st.booleans()))}
+    return draw(drawn_call("self_attention", values, (Tokens((draw(st.integers(1, 9)), d)),)))
+
+
+@st.composite
 def slice_case(draw: st.DrawFn) -> Case:
     """A non-empty range that now and then runs past the channels."""
     shape = draw(st.one_of(chw(8, 5), flat(8)))
@@ -289,7 +303,7 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "scale": unary("scale", fixed(factor=finite), any_rank()),
     "conv": conv_case(),
     "linear": unary("linear", fixed(out=st.integers(1, 16), bias=opt(st.booleans())),
-                    st.one_of(flat(32), hwc(12, 4))),
+                    st.one_of(flat(32), hwc(12, 4), tokens())),
     "flatten": unary("flatten", st.just({}), any_rank()),
     "dropout": unary("dropout", fixed(p=opt(st.floats(0, 1))), any_rank()),
     "concat": concat_case(),
@@ -314,6 +328,12 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "adaptive_avgpool": adaptive_case("adaptive_avgpool"),
     "adaptive_maxpool": adaptive_case("adaptive_maxpool"),
     "global_avgpool": unary("global_avgpool", st.just({}), spatial(4, 9)),
+    "to_tokens": unary("to_tokens", st.just({}), spatial(6, 6)),
+    "class_token": unary("class_token", st.just({}), tokens()),
+    "pos_embedding": unary("pos_embedding", fixed(std=opt(st.floats(0, 1))), tokens()),
+    "self_attention": attention_case(),
+    "select_token": unary("select_token", fixed(index=opt(st.integers(0, 6))), tokens(6)),
+    "mean_tokens": unary("mean_tokens", st.just({}), tokens()),
 }
 
 def examples(n: int) -> settings:

@@ -103,7 +103,7 @@ def test_channels_last_converts_input_once():
 
 
 def test_unknown_pass_is_refused_with_the_list():
-    with pytest.raises(ValueError, match="unknown pass fold_everything; the passes are remove_dropout, fold_bn"):
+    with pytest.raises(ValueError, match="unknown pass fold_everything; the passes are remove_dropout, sdpa_attention"):
         optimize(archspec.build(TINY), ["fold_everything"])
 
 
