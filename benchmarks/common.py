@@ -42,6 +42,8 @@ REFERENCES: dict[str, tuple[str, Callable[[], torch.nn.Module], int]] = {
     "resnet50": ("torchvision resnet50", _torchvision("resnet50"), 224),
     "mobilenet_v2": ("torchvision mobilenet_v2", _torchvision("mobilenet_v2"), 224),
     "efficientnet_b0": ("torchvision efficientnet_b0", _torchvision("efficientnet_b0"), 224),
+    "vit_b_16": ("torchvision vit_b_16", _torchvision("vit_b_16"), 224),
+    "swin_t": ("torchvision swin_t", _torchvision("swin_t"), 224),
 }
 
 

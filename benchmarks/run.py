@@ -3,6 +3,7 @@
     python benchmarks/run.py                       # GoogLeNet and Inception v3, CPU fp32, batch 8 and 1
     python benchmarks/run.py --all                 # also Inception v4 and Inception-ResNet v2
     python benchmarks/run.py --cnn                 # also ResNet-50, MobileNetV2 and EfficientNet-B0
+    python benchmarks/run.py --transformers        # also ViT-B/16 and Swin-T
     python benchmarks/run.py --quick               # a smoke run: few repeats, numbers not to quote
     python benchmarks/run.py --device cuda --dtype bf16 --cuda-graphs
 
@@ -53,6 +54,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_SPECS = ("googlenet", "inception_v3")
 MORE_SPECS = ("inception_v4", "inception_resnet_v2")
 CNN_SPECS = ("resnet50", "mobilenet_v2", "efficientnet_b0")
+TRANSFORMER_SPECS = ("vit_b_16", "swin_t")
 TOLERANCE = 1e-4
 REF, ORT, OURS, OPT = "reference eager", "ONNX Runtime", "archspec", "archspec optimised"
 REF_C, REF_CF = "reference torch.compile", "reference torch.compile, frozen"
@@ -69,8 +71,9 @@ CNN_TARGETS = [
     (f"{OPT} ≥ 1.0× {ORT}", OPT, ORT, 1.0),
     (f"{OPT} ≥ 2.0× {REF}", OPT, REF, 2.0),
 ]
+TRANSFORMER_TARGETS = [(f"{OPT} ≥ 1.0× {ORT}", OPT, ORT, 1.0)]
 TARGETS = {"googlenet": INCEPTION_TARGETS, "inception_v3": INCEPTION_TARGETS,
-           **{spec: CNN_TARGETS for spec in CNN_SPECS}}
+           **{spec: CNN_TARGETS for spec in CNN_SPECS}, **{spec: TRANSFORMER_TARGETS for spec in TRANSFORMER_SPECS}}
 """The targets set for each network (CPU fp32, batch TARGET_BATCH)."""
 TARGET_BATCH = 8
 CHECK_TARGET_BLOCKS, CHECK_TARGET_S = 5000, 2.0
@@ -81,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated spec names (default: %(default)s)")
     p.add_argument("--all", action="store_true", help=f"add {' and '.join(MORE_SPECS)}")
     p.add_argument("--cnn", action="store_true", help=f"add {', '.join(CNN_SPECS)}")
+    p.add_argument("--transformers", action="store_true", help=f"add {', '.join(TRANSFORMER_SPECS)}")
     p.add_argument("--batches", default="8,1", help="comma-separated batch sizes (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=15, help="timed rounds (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default: %(default)s)")
@@ -99,7 +103,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.repeat, args.warmup = 3, 1
     args.spec_names = [s.strip() for s in args.specs.split(",") if s.strip()] + (list(MORE_SPECS) if args.all else []) \
-        + (list(CNN_SPECS) if args.cnn else [])
+        + (list(CNN_SPECS) if args.cnn else []) + (list(TRANSFORMER_SPECS) if args.transformers else [])
     unknown = [s for s in args.spec_names if s not in REFERENCES]
     if unknown:
         p.error(f"no reference for {', '.join(unknown)}; known: {', '.join(REFERENCES)}")
