@@ -19,6 +19,7 @@ FILL: dict[str, str] = {
     "pool": "#fcc5c0",
     "merge": "#dadaeb",
     "linear": "#fdd0a2",
+    "attention": "#f2b8d8",
     "reshape": "#e5e5e5",
     "regularize": "#d0ece7",
     "other": "#ffffff",
