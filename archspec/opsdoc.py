@@ -20,6 +20,7 @@ from .ops.registry import field_aliases, spec_value
 SECTIONS = {
     "conv": "Convolution",
     "linear": "Fully connected",
+    "attention": "Attention",
     "pool": "Pooling",
     "norm": "Normalisation",
     "act": "Activations and scaling",
