@@ -1,18 +1,6 @@
 """The op registry; importing this package registers every primitive op."""
 
-from . import (  # noqa: F401  (registration)
-    activation,
-    channels,
-    conv,
-    dense,
-    layer_scale,
-    layout,
-    merge,
-    norm,
-    patch_gather,
-    pool,
-    window_attention,
-)
+from . import activation, channels, conv, dense, layer_scale, layout, merge, norm, patch_gather, pool, window_attention  # noqa: F401  (registration)
 from .registry import (
     IDENTITY,
     REGISTRY,

@@ -8,8 +8,18 @@ the reduction keep torchvision's keys `<merge>.norm` and `<merge>.reduction`.
 from __future__ import annotations
 
 from .common import fmt_shape
-from .registry import ChannelsLast, FunctionCall, NoAttrs, Op, Shape, ShapeError, SourceArgs, SourceForm, channels_last
-from .registry import register
+from .registry import (
+    ChannelsLast,
+    FunctionCall,
+    NoAttrs,
+    Op,
+    Shape,
+    ShapeError,
+    SourceArgs,
+    SourceForm,
+    channels_last,
+    register,
+)
 from .source import helper, times
 
 

@@ -99,11 +99,11 @@ class ShiftedWindowAttention(nn.Module):
             x = torch.roll(x, (-shift[0], -shift[1]), (1, 2))
         n, windows = wh * ww, (hp // wh) * (wp // ww)
         x = x.view(b, hp // wh, wh, wp // ww, ww, c).transpose(2, 3).reshape(-1, n, c)
-        qkv_bias = self.qkv.bias
+        qkv_bias: torch.Tensor | None = self.qkv.bias
         if self.v2 and qkv_bias is not None:
             qkv_bias = torch.cat([qkv_bias[:c], torch.zeros_like(qkv_bias[c:2 * c]), qkv_bias[2 * c:]])
         q, k, v = F.linear(x, self.qkv.weight, qkv_bias).view(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
-        scale = None
+        scale: float | None = None
         if self.v2:
             q = F.normalize(q, dim=-1) * torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
             k, scale = F.normalize(k, dim=-1), 1.0

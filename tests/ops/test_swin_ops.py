@@ -12,11 +12,7 @@ from typing import Callable
 
 import pytest
 import torch
-from torchvision.models.swin_transformer import (
-    ShiftedWindowAttention,
-    ShiftedWindowAttentionV2,
-    _patch_merging_pad,
-)
+from torchvision.models.swin_transformer import ShiftedWindowAttention, ShiftedWindowAttentionV2, _patch_merging_pad
 
 import archspec
 from archspec.ops import ChannelsLast, ShapeError
