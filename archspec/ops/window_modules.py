@@ -102,7 +102,8 @@ class ShiftedWindowAttention(nn.Module):
         qkv_bias: torch.Tensor | None = self.qkv.bias
         if self.v2 and qkv_bias is not None:
             qkv_bias = torch.cat([qkv_bias[:c], torch.zeros_like(qkv_bias[c:2 * c]), qkv_bias[2 * c:]])
-        q, k, v = F.linear(x, self.qkv.weight, qkv_bias).view(-1, n, 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        qkv = F.linear(x, self.qkv.weight, qkv_bias).view(-1, n, 3, heads, c // heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (N · windows) × heads × n × C/heads
         scale: float | None = None
         if self.v2:
             q = F.normalize(q, dim=-1) * torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
@@ -111,7 +112,9 @@ class ShiftedWindowAttention(nn.Module):
         if any(shift):
             mask = (mask + self.shift_mask(hp, wp, shift, x)).expand(b, windows, heads, n, n).reshape(-1, heads, n, n)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-        x = self.proj(x.transpose(1, 2).reshape(-1, n, c))
+        # an explicit contiguous copy: the layout of the attention's output differs between torch's kernels, and
+        # torch.export, tracing one and decomposing to another, would otherwise reshape it as a view
+        x = self.proj(x.transpose(1, 2).clone(memory_format=torch.contiguous_format).view(-1, n, c))
         x = x.view(b, hp // wh, wp // ww, wh, ww, c).transpose(2, 3).reshape(b, hp, wp, c)
         if any(shift):
             x = torch.roll(x, shift, (1, 2))

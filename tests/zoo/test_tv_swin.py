@@ -3,6 +3,10 @@ torchvision_checks.py)."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -63,3 +67,28 @@ def test_torchvision_runs_at_the_smallest_input() -> None:
     with torch.device("meta"):
         out = reference("swin_t").eval()(torch.empty(1, 3, 4, 4))
     assert out.shape == (1, 1000)
+
+
+@pytest.mark.slow
+def test_onnx_export_of_swin_t_runs_in_onnxruntime_at_a_small_input(tmp_path: Path) -> None:
+    """At 64×64 the export meets every branch of the attention: shifted windows with the mask over a padded map,
+    and windows covering the whole map (no shift). onnxruntime gives the module's outputs at batch 2 and 3."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from archspec.export import save
+
+    torch.manual_seed(0)
+    typed = archspec.compile(SPECS / "swin_t.yaml", input=[3, 64, 64])
+    module = archspec.build(typed).eval()
+    target = tmp_path / "swin_t.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save(module, typed, target)
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    for batch in (2, 3):
+        x = torch.randn(batch, 3, 64, 64)
+        with torch.no_grad():
+            want = module(x).numpy()
+        (got,) = session.run(None, {"x": x.numpy()})
+        assert got.shape == want.shape
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
