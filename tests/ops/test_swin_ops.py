@@ -21,6 +21,7 @@ from .cases import ERROR, apply, emit, op_call, random_inputs, rule_outcome, tor
 
 SIZES = [  # (H, W, window, shift): shifted with the mask, padded, the shift dropped where the window covers the map
     (16, 16, 7, 3), (8, 8, 7, 3), (4, 4, 7, 3), (16, 16, 8, 4), (8, 8, 8, 4), (9, 13, 4, 2), (14, 14, 7, 0),
+    (4, 16, 7, 3), (16, 5, 4, 2),  # shifted along one axis only
 ]
 
 
@@ -35,6 +36,7 @@ def test_window_attention_computes_torchvisions(v2: bool, h: int, w: int, window
             p.normal_()
     case = op_call("window_attention", ChannelsLast((h, w, c)), heads, window, shift=shift, v2=v2)
     ours = emit(case)
+    assert isinstance(ours, torch.nn.Module)
     built = dict(ours.state_dict())
     ours.load_state_dict(ref.state_dict(), strict=True)
     for name, buffer in ref.named_buffers():  # persistent buffers: equal as built, not just as loaded
@@ -48,6 +50,7 @@ def test_window_attention_computes_torchvisions(v2: bool, h: int, w: int, window
 
 def test_v2_starts_with_a_zero_key_bias() -> None:
     module = emit(op_call("window_attention", ChannelsLast((8, 8, 12)), 3, 8, v2=True))
+    assert isinstance(module, torch.nn.Module)
     assert torch.count_nonzero(module.qkv.bias[12:24]) == 0
     assert torch.allclose(module.logit_scale, torch.full((3, 1, 1), 10.0).log())
 
@@ -109,5 +112,6 @@ def test_a_spec_without_the_permute_gets_a_located_error(write_spec: Callable[..
     result = archspec.check_file(path)
     assert not result.ok
     [diag] = result.diagnostics
+    assert diag.loc is not None
     assert (diag.code, diag.path, diag.loc.line, diag.expected, diag.found) == (
         "shape-mismatch", "attn", 6, "H×W×C", "24×8×8")
