@@ -111,6 +111,7 @@ register(Op(
         "Its `qkv` and `proj` linear layers, the bias table and its index buffer are keyed as torchvision's. "
         "`v2=true` is Swin V2's form (ShiftedWindowAttentionV2): cosine attention with a learned per-head "
         "`logit_scale`, the bias from a 2→512→heads MLP (`cpb_mlp`) over log-spaced relative coordinates "
-        "(buffer `relative_coords_table`), the key bias held at zero. Computed with "
+        "(buffer `relative_coords_table`), the key bias held at zero; its MACs count that MLP per image, "
+        "as torch's FLOP counter does at batch 1 (it runs once per forward, whatever the batch). Computed with "
         "`F.scaled_dot_product_attention`, the bias and mask as its `attn_mask`.",
 ))
