@@ -115,3 +115,80 @@ def test_a_spec_without_the_permute_gets_a_located_error(write_spec: Callable[..
     assert diag.loc is not None
     assert (diag.code, diag.path, diag.loc.line, diag.expected, diag.found) == (
         "shape-mismatch", "attn", 6, "H×W×C", "24×8×8")
+
+
+SWIN_PART = """
+    archspec: 1
+    name: swin_part
+    input: [3, 40, 40]
+    vars: {v2: false}
+    blocks:
+      block:
+        params: [heads, shift]
+        body:
+          norm1: layernorm
+          attn: window_attention($heads, 4, shift=$shift, v2=$v2)
+          attn_residual: add(attn, input)
+          norm2: layernorm
+          mlp: ["linear(2 * $in.c)", gelu, "linear($in.c)"]
+          mlp_residual: add(mlp, attn_residual)
+    body:
+      features:
+        - ["conv(12, 4, s=4)", "permute([0, 2, 3, 1])", layernorm]
+        - ["block(3, 0)", "block(3, 2)"]
+        - {body: {gather: patch_gather, norm: layernorm, reduction: "linear(24, bias=false)"}}
+        - ["block(6, 0)", "block(6, 2)"]
+      norm: layernorm
+      permute: permute([0, 3, 1, 2])
+      avgpool: adaptive_avgpool(1)
+      flatten: flatten
+      head: linear(10)
+"""
+"""A 10×10 map after the embedding: 4×4 windows over a map padded to 12×12, shifted with the mask, then 5×5
+(padded to 8×8, still shifted) after the merging; V1 and V2 through `--set v2=true`."""
+
+
+# ~30 s on 2 busy cores, nearly all of it the ONNX export
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("v2", [False, True], ids=["v1", "v2"])
+def test_a_swin_part_through_python_source_onnx_and_deep_check(write_spec: Callable[..., Path], v2: bool,
+                                                               tmp_path: Path) -> None:
+    import textwrap
+    import warnings
+
+    import numpy as np
+
+    from archspec.backends.python_source import emit_python
+    from archspec.deep import deep_check
+    from archspec.export import save
+
+    typed = archspec.compile(write_spec(textwrap.dedent(SWIN_PART), "swin_part.yaml"), v2=v2)
+    assert deep_check(typed).ok
+    torch.manual_seed(0)
+    model = archspec.build(typed).eval()
+    source = emit_python(typed)
+    assert "class ShiftedWindowAttention(nn.Module):" in source and "def patch_gather(" in source
+    namespace: dict = {}
+    exec(compile(source, "swin_part", "exec"), namespace)
+    ours = namespace["SwinPart"]().eval()
+    ours.load_state_dict(model.state_dict(), strict=True)
+    x = torch.randn(2, *typed.input_shape)
+    with torch.no_grad():
+        expected = model(x)
+        torch.testing.assert_close(ours(x), expected, rtol=0, atol=1e-5)
+    if not v2:
+        return  # V1's export: swin_t's at 64×64 (tests/zoo/test_tv_swin.py)
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    target = tmp_path / "swin_part.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        save(model, typed, target)
+    session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    x3 = torch.randn(3, *typed.input_shape)
+    with torch.no_grad():
+        want = model(x3).numpy()
+    (got,) = session.run(None, {"x": x3.numpy()})
+    np.testing.assert_allclose(got, want, atol=1e-4 * np.abs(want).max(), rtol=0)
