@@ -98,7 +98,7 @@ class ShiftedWindowAttention(nn.Module):
         if any(shift):
             x = torch.roll(x, (-shift[0], -shift[1]), (1, 2))
         n, windows = wh * ww, (hp // wh) * (wp // ww)
-        x = x.view(b, hp // wh, wh, wp // ww, ww, c).transpose(2, 3).reshape(-1, n, c)
+        x = x.reshape(b, hp // wh, wh, wp // ww, ww, c).transpose(2, 3).reshape(-1, n, c)
         qkv_bias: torch.Tensor | None = self.qkv.bias
         if self.v2 and qkv_bias is not None:
             qkv_bias = torch.cat([qkv_bias[:c], torch.zeros_like(qkv_bias[c:2 * c]), qkv_bias[2 * c:]])

@@ -48,6 +48,14 @@ def test_window_attention_computes_torchvisions(v2: bool, h: int, w: int, window
     torch.testing.assert_close(got, want, rtol=0, atol=1e-4 * want.abs().max().item())
 
 
+def test_window_attention_takes_a_non_contiguous_input() -> None:
+    """A channels-last view of an N×C×H×W tensor (what `permute` gives) at a size needing no padding."""
+    case = op_call("window_attention", ChannelsLast((8, 8, 12)), 3, 4, shift=2)
+    module = emit(case)
+    x = torch.randn(2, 12, 8, 8).permute(0, 2, 3, 1)
+    torch.testing.assert_close(apply(module, [x]), apply(module, [x.contiguous()]))
+
+
 def test_v2_starts_with_a_zero_key_bias() -> None:
     module = emit(op_call("window_attention", ChannelsLast((8, 8, 12)), 3, 8, v2=True))
     assert isinstance(module, torch.nn.Module)
