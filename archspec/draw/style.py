@@ -19,7 +19,7 @@ FILL: dict[str, str] = {
     "pool": "#fcc5c0",
     "merge": "#dadaeb",
     "linear": "#fdd0a2",
-    "attention": "#f2b8d8",
+    "attention": "#f2c4de",
     "reshape": "#e5e5e5",
     "regularize": "#d0ece7",
     "other": "#ffffff",

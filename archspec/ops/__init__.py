@@ -1,6 +1,19 @@
 """The op registry; importing this package registers every primitive op."""
 
-from . import activation, channels, conv, dense, layer_scale, layout, merge, norm, patch_gather, pool, window_attention  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    activation,
+    channels,
+    conv,
+    dense,
+    layer_scale,
+    layout,
+    merge,
+    norm,
+    partition_attention,
+    patch_gather,
+    pool,
+    window_attention,
+)
 from .registry import (
     IDENTITY,
     REGISTRY,

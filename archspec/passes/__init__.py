@@ -20,7 +20,7 @@ from .cleanup import remove_dropout
 from .common import INPUT_META, device_of
 from .fold_bn import fold_bn
 from .fold_scale import fold_scale
-from .fuse_conv_relu import PackedConv2d, fuse_conv_relu
+from .fuse_conv import PackedConv2d, fuse_conv
 from .merge_siblings import merge_siblings
 from .separable_maxpool import SeparableMaxPool2d, separable_maxpool
 
@@ -41,13 +41,13 @@ PASSES: tuple[Pass, ...] = (
     Pass("fold_scale", fold_scale, "constant scales folded into the conv before them"),
     Pass("merge_siblings", merge_siblings, "sibling convs merged into one wider conv"),
     Pass("channels_last", channels_last, "conv weights stored channels-last, input converted once"),
-    Pass("fuse_conv_relu", fuse_conv_relu, "convs packed for oneDNN, ReLU fused in (CPU)"),
+    Pass("fuse_conv", fuse_conv, "convs packed for oneDNN, activations and residual adds fused in (CPU)"),
     Pass("separable_maxpool", separable_maxpool, "max pools as two 1-D running maxima, no indices (CPU)"),
 )
 """Every pass, in the order `optimize` runs them."""
 
 DEFAULT_PASSES: dict[str, tuple[str, ...]] = {
-    "cpu": ("remove_dropout", "fold_bn", "fold_scale", "channels_last", "fuse_conv_relu", "separable_maxpool"),
+    "cpu": ("remove_dropout", "fold_bn", "fold_scale", "channels_last", "fuse_conv", "separable_maxpool"),
     "cuda": ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last"),
 }
 """The passes `optimize` runs when none are named, by device type (what each pays is measured in
@@ -55,7 +55,7 @@ benchmarks/RESULTS.md: merging sibling convs pays on a GPU, where it saves kerne
 costs a little on the CPU, where the split outputs are strided views the next conv must copy)."""
 
 
-CPU_ONLY = ("fuse_conv_relu", "separable_maxpool")
+CPU_ONLY = ("fuse_conv", "separable_maxpool")
 
 
 def default_passes(device: torch.device | str) -> tuple[str, ...]:

@@ -274,6 +274,19 @@ def window_attention_case(draw: st.DrawFn) -> Case:
     return draw(drawn_call("window_attention", values, (shape,)))
 
 
+@st.composite
+def partition_attention_case(draw: st.DrawFn) -> Case:
+    """H×W×C with C a multiple of `head_dim` and H, W multiples of `size`, now and then not."""
+    size, head_dim = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    h, w = (size * draw(st.integers(1, 3)) for _ in range(2))
+    c = head_dim * draw(st.integers(1, 3))
+    if draw(st.integers(0, 5)) == 0:
+        h, w, c = h + draw(st.integers(0, 2)), w + draw(st.integers(0, 2)), c + draw(st.integers(0, 2))
+    values = {"size": size, "head_dim": head_dim, "mode": draw(opt(st.sampled_from(["block", "grid"]))),
+              "scale": draw(opt(st.floats(0.1, 2)))}
+    return draw(drawn_call("partition_attention", values, (ChannelsLast((h, w, c)),)))
+
+
 def unary(name: str, values: st.SearchStrategy[dict[str, Any]], shape: st.SearchStrategy[Shape]
           ) -> st.SearchStrategy[Case]:
     return st.tuples(values, shape).flatmap(lambda vs: drawn_call(name, vs[0], (vs[1],)))
@@ -304,6 +317,7 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "permute": permute_case(),
     "window_attention": window_attention_case(),
     "patch_gather": unary("patch_gather", st.just({}), hwc(6, 7)),
+    "partition_attention": partition_attention_case(),
     "chunk": unary("chunk", fixed(chunks=st.integers(1, 5), index=opt(st.integers(0, 5))),
                    st.one_of(chw(9, 4), flat(9))),
     "slice": slice_case(),
