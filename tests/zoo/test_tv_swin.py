@@ -92,3 +92,14 @@ def test_onnx_export_of_swin_t_runs_in_onnxruntime_at_a_small_input(tmp_path: Pa
         (got,) = session.run(None, {"x": x.numpy()})
         assert got.shape == want.shape
         assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max()
+
+
+def test_python_source_writes_the_blocks_as_classes() -> None:
+    """The blocks take their width, so `-o .py` writes one class per block kind (not each instance inline)."""
+    from archspec.backends.python_source import emit_python
+
+    for builder, classes in (("swin_t", ("SwinBlock", "PatchMerging")), ("swin_v2_t", ("SwinV2Block",
+                                                                                      "PatchMergingV2"))):
+        source = emit_python(archspec.compile(SPECS / f"{builder}.yaml"))
+        for name in (*classes, "ShiftedWindowAttention"):
+            assert f"class {name}(nn.Module):" in source, f"{builder}: {name}"
