@@ -23,7 +23,6 @@ FILL: dict[str, str] = {
     "reshape": "#e5e5e5",
     "regularize": "#d0ece7",
     "tokens": "#e7d4e8",
-    "attention": "#f6c9a0",
     "other": "#ffffff",
     "block": "#f4f4f0",
     "input": "#4d4d4d",

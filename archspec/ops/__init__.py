@@ -12,10 +12,12 @@ from . import (  # noqa: F401  (registration)
     merge,
     norm,
     partition_attention,
+    patch_gather,
     pool,
     pos_embedding,
     to_tokens,
     token_pool,
+    window_attention,
 )
 from .registry import (
     IDENTITY,

@@ -273,6 +273,22 @@ def slice_case(draw: st.DrawFn) -> Case:
 
 
 @st.composite
+def window_attention_case(draw: st.DrawFn) -> Case:
+    """H×W×C with C usually a multiple of the heads and a shift usually below the window (a C×H×W input, which
+    torch would read as H×W×C, is in tests/ops/test_swin_ops.py)."""
+    heads = draw(st.integers(1, 3))
+    c = heads * draw(st.integers(1, 3)) if draw(st.integers(0, 9)) else draw(st.integers(1, 7))
+    window = draw(st.integers(1, 4))
+    shift = draw(st.integers(0, window - 1)) if draw(st.integers(0, 9)) else draw(st.integers(0, 5))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    shape = ChannelsLast((h, w, c))
+    values = {"heads": heads, "window": window if draw(st.booleans()) else [window, window],
+              "shift": draw(opt(st.just(shift))), "v2": draw(opt(st.booleans())),
+              "qkv_bias": draw(opt(st.booleans())), "proj_bias": draw(opt(st.booleans()))}
+    return draw(drawn_call("window_attention", values, (shape,)))
+
+
+@st.composite
 def partition_attention_case(draw: st.DrawFn) -> Case:
     """H×W×C with C a multiple of `head_dim` and H, W multiples of `size`, now and then not."""
     size, head_dim = draw(st.integers(1, 3)), draw(st.integers(1, 4))
@@ -313,6 +329,8 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "layer_scale": unary("layer_scale", fixed(init=opt(finite)), any_layout()),
     "drop_path": unary("drop_path", fixed(p=st.floats(0, 1)), any_rank()),
     "permute": permute_case(),
+    "window_attention": window_attention_case(),
+    "patch_gather": unary("patch_gather", st.just({}), hwc(6, 7)),
     "partition_attention": partition_attention_case(),
     "chunk": unary("chunk", fixed(chunks=st.integers(1, 5), index=opt(st.integers(0, 5))),
                    st.one_of(chw(9, 4), flat(9))),
