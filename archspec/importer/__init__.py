@@ -1,0 +1,65 @@
+"""The reverse compiler: a PyTorch module in, spec text out (`archspec import`).
+
+    text = archspec.import_module(torchvision.models.googlenet(weights=None), input=(3, 224, 224))
+
+Stages, each one module: `trace` (torch.fx, with the modules an op computes as leaves, and every
+node's shape) → `tree` (the module tree as nested layers) → `templates` (instances of one class and one
+structure become one parameterised template) → `write` (the spec text). A module that cannot be
+imported raises `Refused`, naming the submodule, the file and line, and what is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .templates import Library, snake
+from .trace import Refused, Tree, trace, tree
+from .write import spec_text
+
+__all__ = ["Refused", "import_module"]
+
+
+def import_module(module: Any, input: tuple[int, ...] = (3, 224, 224), name: str | None = None) -> str:  # noqa: A002
+    """The spec text of `module` (an `nn.Module`) for inputs of shape `input` (C, H, W; batch left out)."""
+    shape = tuple(int(d) for d in input)
+    was_training = module.training
+    try:
+        t = _tree(module.eval(), shape)
+        if _unused(module, t):
+            heads = _tree(module.train(), shape)
+            t.heads, t.head_outputs = heads.heads, heads.head_outputs
+    finally:
+        module.train(was_training)
+    lib = Library(t.root, [h.layer for h in t.heads])
+    cls = type(module)
+    params = sum(p.numel() for p in module.parameters())
+    return spec_text(t, lib, name or snake(cls.__name__), shape, params,
+                     f"{cls.__module__}.{cls.__qualname__}, imported")
+
+
+def _tree(module: Any, shape: tuple[int, ...]) -> Tree:
+    return tree(trace(module, shape), module)
+
+
+def _unused(module: Any, t: Tree) -> bool:
+    """Whether some parameter-holding submodule takes no part in the eval graph (an auxiliary head)."""
+    used = set()
+
+    def walk(layer: Any) -> None:
+        from .trace import Body, Inst
+
+        if isinstance(layer, Inst):
+            used.add(layer.path)
+            walk(layer.body)
+        elif isinstance(layer, Body):
+            for item in layer.items:
+                walk(item.layer)
+
+    walk(t.root.body)
+    top = {p.split(".")[0] for p in used}
+    return any(list(m.parameters()) and n not in top and "." not in n
+               for n, m in module.named_children() if not _leaf_used(t, n))
+
+
+def _leaf_used(t: Tree, name: str) -> bool:
+    return any(i.name == name for i in t.root.body.items)
