@@ -187,10 +187,14 @@ def _bind(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, A
     """The call's arguments by name, the module's spelling (`ceil_mode`, `kernel_size`), inputs left out."""
     try:
         sig = inspect.signature(fn)
+        if any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values()):  # torch's boolean dispatch
+            import torch.nn.functional as F
+
+            sig = inspect.signature(getattr(F, "_" + fn.__name__))
         bound = sig.bind(*args, **kwargs)
         bound.apply_defaults()
         named = dict(bound.arguments)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
         named = dict(kwargs)
     out = {k: v for k, v in named.items() if not _is_node(v)}
     if out.get("stride") in (None, (), []):

@@ -114,7 +114,7 @@ class Library:
         if isinstance(layer, Inst):
             t = self.template_of(layer)
             if t is not None:
-                return [(offset + p.column, path, p.name, p.default) for p in t.params]
+                return [(offset + p.column, path, "." + p.name if k else ".", p.default) for k, p in enumerate(t.params)]
             layer = layer.body
         for item in layer.items:
             out += self.uses(item.layer, offset, (*path, item.name))
@@ -170,11 +170,14 @@ class Library:
 
 
 def _name_params(named: list[tuple[Param, tuple[str, ...], str]]) -> None:
-    """A parameter is called after its attribute (`out`, `k`) where that is unique, else after its layer's path."""
+    """A parameter is called after its op attribute (`out`, `k`) where that is unique, else after its layer's
+    path; one passed on to a template's call after the layer (its first parameter) or layer and parameter."""
     counts = Counter(attr for _, _, attr in named)
     taken: set[str] = set()
     for p, path, attr in named:
-        if counts[attr] == 1 or not path:
+        if attr.startswith("."):
+            name = "_".join((*path, attr[1:])) if attr != "." else "_".join(path)
+        elif counts[attr] == 1 or not path:
             name = attr
         else:
             name = "_".join(path) if attr == "out" else "_".join((*path, attr))

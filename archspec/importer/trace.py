@@ -91,7 +91,7 @@ def trace(module: Any, input_shape: tuple[int, ...]) -> Any:
     gm = fx.GraphModule(module, graph)
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     with mode:
-        x = torch.empty(1, *input_shape)
+        x = torch.empty(2, *input_shape)  # two: batch norm in training mode needs more than one value
     try:
         ShapeProp(gm, fake_mode=mode).propagate(x)
     except Exception as exc:  # noqa: BLE001 - shapes that do not fit are the user's input shape
@@ -222,7 +222,7 @@ class _Builder:
                               f"{type(module).__name__} reads {len(ins)} inputs", hint="blocks of one input only")
             body = self.scope(depth + 1, path, members, ins[0], out)
             name = path.rsplit(".", 1)[-1]
-            if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+            if type(module) in (nn.Sequential, nn.ModuleList, nn.ModuleDict):
                 return name, body, False
             shape = _shape(ins[0])
             return name, Inst(path, type(module), body, shape[0] if shape else None), False
@@ -243,7 +243,7 @@ class _Builder:
                 call = module_op(module, ins)
                 owner, name = node.target, node.target.rsplit(".", 1)[-1]
                 if self.calls[node.target] > 1:
-                    name = _local(node.name)
+                    name = f"{name}_{self.calls[node.target] - 1}"
             elif node.op in ("call_function", "call_method"):
                 call = function_op(node.target, node.args, node.kwargs, ins)
                 name = _local(node.name)
