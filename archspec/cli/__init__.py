@@ -181,4 +181,4 @@ def main(debug: bool, plugins: tuple[str, ...]) -> None:
         sys.exit(2)
 
 
-from . import build, check, diff, draw, profile, schema, summary  # noqa: E402,F401  (each module registers its command)
+from . import build, check, diff, draw, import_module, profile, schema, summary  # noqa: E402,F401  (each module registers its command)

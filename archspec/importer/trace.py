@@ -91,7 +91,8 @@ def trace(module: Any, input_shape: tuple[int, ...]) -> Any:
     gm = fx.GraphModule(module, graph)
     mode = FakeTensorMode(allow_non_fake_inputs=True)
     with mode:
-        x = torch.empty(2, *input_shape)  # two: batch norm in training mode needs more than one value
+        device = next((p.device for p in module.parameters()), torch.device("cpu"))
+        x = torch.empty(2, *input_shape, device=device)  # two: batch norm in training mode needs more than one value
     try:
         ShapeProp(gm, fake_mode=mode).propagate(x)
     except Exception as exc:  # noqa: BLE001 - shapes that do not fit are the user's input shape
