@@ -18,7 +18,12 @@ from .leaves import OpCall, Unmapped, candidate_ops, function_op, module_op
 
 
 class Refused(Exception):
-    """The module cannot be imported: what is missing, where (the submodule's path, file:line)."""
+    """The module cannot be imported: what is missing, where (the submodule's path, file:line).
+
+    Its codes (docs/errors.md): error[import-untraceable] (fx cannot trace a forward),
+    error[import-unsupported] (no op computes a module or call, or a structure no spec writes),
+    error[import-shape] (the module does not run on the input shape).
+    """
 
     def __init__(self, code: str, path: str, where: str | None, message: str, hint: str | None = None):
         self.code, self.path, self.where, self.message, self.hint = code, path, where, message, hint
