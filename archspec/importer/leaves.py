@@ -143,7 +143,8 @@ def _stateless_functions() -> dict[Any, str]:
     for op in REGISTRY.values():
         if op.attrs is not NoAttrs:
             continue
-        for ins in ([(1, 1, 1), (1, 1, 1)], [(1, 1, 1)]):
+        shapes: list[list[Shape]] = [[(1, 1, 1), (1, 1, 1)], [(1, 1, 1)]]
+        for ins in shapes:
             try:
                 out = op.emit(NoAttrs(), ins)
             except Exception:  # noqa: BLE001 - an emitter that needs real shapes maps nothing here

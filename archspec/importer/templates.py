@@ -21,6 +21,7 @@ from .leaves import OpCall
 from .trace import Body, Inst
 
 MISSING: Any = object()
+Use = tuple[int, tuple[str, ...], str, Any]
 
 
 @dataclass
@@ -102,9 +103,10 @@ class Library:
         return tuple(skel), slots
 
     # parameters ----------------------------------------------------------------------------------
-    def uses(self, layer: Any, offset: int = 0, path: tuple[str, ...] = ()) -> list[tuple[int, tuple[str, ...], str, Any]]:
-        """(slot index, layer path, attribute or parameter name, its default) of each value the body writes."""
-        out: list[tuple[int, tuple[str, ...], str, Any]] = []
+    def uses(self, layer: Any, offset: int = 0, path: tuple[str, ...] = ()) -> list[Use]:
+        """(slot index, layer path, attribute name or `.`parameter of a template call, its default) of each
+        value the body writes."""
+        out: list[Use] = []
         if isinstance(layer, OpCall):
             fields = REGISTRY[layer.op].attrs.model_fields
             for k, (name, _) in enumerate(layer.values):
@@ -114,7 +116,8 @@ class Library:
         if isinstance(layer, Inst):
             t = self.template_of(layer)
             if t is not None:
-                return [(offset + p.column, path, "." + p.name if k else ".", p.default) for k, p in enumerate(t.params)]
+                return [(offset + p.column, path, "." + p.name if k else ".", p.default)
+                        for k, p in enumerate(t.params)]
             layer = layer.body
         for item in layer.items:
             out += self.uses(item.layer, offset, (*path, item.name))
@@ -155,7 +158,8 @@ class Library:
         _name_params(named)
         for index, p in refs.items():
             t.text[index] = "$" + p.name
-        t.params = [p for p, _, _ in named if p.default is MISSING] + [p for p, _, _ in named if p.default is not MISSING]
+        required = [p for p, _, _ in named if p.default is MISSING]
+        t.params = required + [p for p, _, _ in named if p.default is not MISSING]
 
     def _finalize_children(self, layer: Any) -> None:
         if isinstance(layer, Inst):

@@ -279,7 +279,9 @@ def _shape_body(items: list[Item]) -> Body:
     names = [i.name for i in items]
     if names == [str(k) for k in range(len(items))] and all(i.src is None and i.args is None for i in items):
         return Body(items, "list")
-    last = items[-1] if items else None
+    if not items:
+        return Body(items, "map")
+    last = items[-1]
     if (len(items) >= 3 and isinstance(last.layer, OpCall) and last.layer.op == "concat"
             and last.args == names[:-1]
             and all(i.args is None and (i.src is None if k == 0 else i.src == ["input"])
