@@ -7,6 +7,7 @@ concatenated a `concat:` construct, an item that does not read the item before i
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from ..ops.registry import REGISTRY
@@ -18,6 +19,7 @@ Valuer = Callable[[int], str]
 """Slot index → the text written there."""
 
 FLOW_WIDTH = 110
+PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def op_call(call: OpCall, value: Valuer, offset: int) -> str:
@@ -67,12 +69,13 @@ class Writer:
             offset += self.lib.size(item.layer)
         if body.kind == "list":
             return _repeats([v for _, v in out])
-        mapping = {i.name: v for i, v in out}
+        mapping = dict(_named(i.name, v, {x.name for x in body.items}) for i, v in out)
         return {"concat": mapping} if body.kind == "concat" else mapping
 
     def item(self, item: Item, value: Valuer, offset: int) -> Any:
         if item.args is not None:
-            return f"{item.layer.op}({', '.join(item.args)})"  # type: ignore[union-attr]
+            args = [a if PLAIN.fullmatch(a) else f"'{a}'" for a in item.args]
+            return f"{item.layer.op}({', '.join(args)})"  # type: ignore[union-attr]
         v = self.layer(item.layer, value, offset)
         if item.src is None:
             return v
@@ -93,6 +96,21 @@ class Writer:
         else:
             out["body"] = body
         return out
+
+
+def _named(name: str, value: Any, taken: set[str]) -> tuple[str, Any]:
+    """A key for a module name that is no plain name (RegNet's `block1-0`): a plain one, the name by `name:`."""
+    if PLAIN.fullmatch(name):
+        return name, value
+    key = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    key = key if re.match(r"[A-Za-z_]", key) else f"n{key}"
+    while key in taken:
+        key += "_"
+    if isinstance(value, dict) and "body" not in value and set(value) & {"concat", "add"}:
+        return key, {"name": name, **value}
+    if isinstance(value, dict) and "body" in value:
+        return key, {"name": name, **value}
+    return key, {"name": name, "body": value}
 
 
 def _repeats(values: list[Any]) -> list[Any]:
