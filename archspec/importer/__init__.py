@@ -38,7 +38,12 @@ def import_module(module: Any, input: tuple[int, ...] = (3, 224, 224), name: str
 
 
 def _tree(module: Any, shape: tuple[int, ...]) -> Tree:
-    return tree(trace(module, shape), module)
+    try:
+        return tree(trace(module, shape), module)
+    except Refused as exc:
+        if exc.where is not None or exc.code == "import-shape":
+            raise
+        return tree(trace(module, shape, locate=True), module)  # again, to say where
 
 
 def _unused(module: Any, t: Tree) -> bool:

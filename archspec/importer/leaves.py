@@ -10,6 +10,7 @@ of the same name in `torch.nn` (`F.max_pool2d` is `nn.MaxPool2d` written as a ca
 
 from __future__ import annotations
 
+import functools
 import inspect
 import operator
 from dataclasses import dataclass
@@ -52,6 +53,25 @@ def module_op(module: Any, ins: list[Shape]) -> OpCall:
             return call
         problems.append(f"{op.name}({_short(call)}) builds {_emitted_repr(op, call, ins)}")
     raise Unmapped(f"{cls}({module.extra_repr()}) is not reproduced by any op: " + "; ".join(problems))
+
+
+def fused_op(module: Any, ins: list[Shape]) -> OpCall:
+    """The op of a module that subclasses an op's module and adds children run after it (timm's
+    BatchNormAct2d is a BatchNorm2d): read and checked as its base class, on its own weights only."""
+    for base in type(module).__mro__[1:]:
+        for op in candidate_ops(base.__name__):
+            try:
+                call = _read_attrs(op, module)
+            except (ValueError, TypeError):
+                continue
+            out = emitted(op, call, ins)
+            own = {k: tuple(v.shape) for k, v in [*module.named_parameters(recurse=False),
+                                                   *module.named_buffers(recurse=False)] if v is not None}
+            names = [n for n in getattr(type(out), "__constants__", []) if n != "inplace"]
+            if (isinstance(module, type(out)) and own == {k: tuple(v.shape) for k, v in out.state_dict().items()}
+                    and all(_same_value(getattr(out, n, None), getattr(module, n, None)) for n in names)):
+                return call
+    raise Unmapped(f"no op of the language computes {type(module).__name__}'s own part")
 
 
 def candidate_ops(cls_name: str) -> list[Op]:
@@ -123,6 +143,7 @@ def _short(call: OpCall) -> str:
     return ", ".join(f"{n}={v}" for n, v in call.values)
 
 
+@functools.cache
 def _module_of_function(fn: Callable[..., Any]) -> type | None:
     """`torch.nn.MaxPool2d` for `F.max_pool2d`, `nn.ReLU` for `torch.relu`: the module of the same name."""
     from torch import nn
@@ -137,6 +158,7 @@ def _module_of_function(fn: Callable[..., Any]) -> type | None:
     return None
 
 
+@functools.cache
 def _stateless_functions() -> dict[Any, str]:
     """Each function the emitters of attribute-free ops call, to the op: `torch.cat` → concat."""
     table: dict[Any, str] = {}
@@ -155,33 +177,93 @@ def _stateless_functions() -> dict[Any, str]:
 
 
 def function_op(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape]) -> OpCall:
-    """The op call computing `fn(*args, **kwargs)`, tensors among `args` being its inputs; `Unmapped` if none."""
+    """The op call computing `fn(*args, **kwargs)`, graph nodes among `args` being its inputs of shapes `ins`;
+    `Unmapped` if none does. A candidate is kept only if it gives the call's very result on random inputs."""
+    for op, call in _function_candidates(fn, args, kwargs, ins):
+        if _same_result(fn, args, kwargs, op, call, ins):
+            return call
+    raise Unmapped(f"no op of the language computes {_fn_name(fn)}" + _consts_text(args, kwargs))
+
+
+def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape]
+                         ) -> list[tuple[Op, OpCall]]:
+    """Ops that may compute the call: the op whose emitter calls the function (with a constant of the call
+    as its one attribute: `x * 0.17` is `scale(0.17)`), or the op of the module of the function's name."""
     import torch
 
-    fn = _CANONICAL.get(fn, fn)
-    table = _stateless_functions()
-    if fn in table:
-        op = REGISTRY[table[fn]]
-        _check_constants(op, fn, args, kwargs, ins)
-        return OpCall(op.name, ())
-    module = _module_of_function(fn) if not isinstance(fn, str) else None
-    if module is None and isinstance(fn, str):  # a method: x.flatten(1), x.relu()
+    if isinstance(fn, str):  # a tensor method: x.flatten(1), x.relu()
         target = getattr(torch, fn, None)
-        if target is not None:
-            return function_op(target, args, kwargs, ins)
-    if module is None:
-        raise Unmapped(f"no op of the language computes {_fn_name(fn)}")
-    bound = _bind(fn, args, kwargs)
-    ops = candidate_ops(module.__name__)
-    for op in ops:
-        try:
-            call = _read_attrs(op, SimpleNamespace(**bound))
-        except (ValueError, TypeError):
-            continue
+        return _function_candidates(target, args, kwargs, ins) if target is not None else []
+    fn = _CANONICAL.get(fn, fn)
+    out: list[tuple[Op, OpCall]] = []
+    consts = [a for a in [*args, *kwargs.values()] if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    for op in REGISTRY.values():
+        fields = list(op.attrs.model_fields)
+        if len(fields) == 1 and len(consts) == 1 and _emits_call_with(op, fn, fields[0], ins):
+            try:
+                out.append((op, _read_attrs(op, SimpleNamespace(**{fields[0]: consts[0]}))))
+            except (ValueError, TypeError):
+                pass
+    name = _stateless_functions().get(fn)
+    if name is not None and (REGISTRY[name].arity is not None or len(ins) > 1):  # a merge of one input is none
+        out.append((REGISTRY[name], OpCall(name, ())))
+    module = _module_of_function(fn)
+    if module is not None:
+        bound = _bind(fn, args, kwargs)
+        for op in candidate_ops(module.__name__):
+            try:
+                out.append((op, _read_attrs(op, SimpleNamespace(**bound))))
+            except (ValueError, TypeError):
+                continue
+    return out
+
+
+def _emits_call_with(op: Op, fn: Any, field: str, ins: list[Shape]) -> bool:
+    """Whether the op's emitter calls `fn` with its one attribute as a constant argument."""
+    try:
+        out = op.emit(op.attrs.model_validate({field: 0.5}), ins)
+    except Exception:  # noqa: BLE001 - an attribute that is not a number, an emitter needing other shapes
+        return False
+    return isinstance(out, FunctionCall) and out.fn is fn and out.args == (0.5,)
+
+
+def _same_result(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], op: Op, call: OpCall,
+                 ins: list[Shape]) -> bool:
+    """Whether the op's emitted form gives the call's result on random inputs of the call's shapes."""
+    import torch
+    import torch.fx as fx
+
+    torch.manual_seed(0)
+    xs = [torch.randn(2, *s) for s in _small(ins)]
+    try:
+        feed = iter([x.clone() for x in xs])
+        a, kw = fx.node.map_arg((args, kwargs), lambda n: next(feed))  # type: ignore[arg-type,return-value]
+        want = getattr(a[0], fn)(*a[1:], **kw) if isinstance(fn, str) else fn(*a, **kw)
         out = emitted(op, call, ins)
-        if isinstance(out, FunctionCall) or type(out) is module:
-            return call
-    raise Unmapped(f"no op of the language computes {_fn_name(fn)}")
+        got = _run_emitted(out, [x.clone() for x in xs])
+    except Exception:  # noqa: BLE001 - a candidate that cannot even run is not the op
+        return False
+    return isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape == want.shape and (
+        torch.equal(got, want) or torch.allclose(got, want, rtol=1e-6, atol=1e-6))
+
+
+def _small(ins: list[Shape]) -> list[Shape]:
+    """The shapes for a numeric check: C×H×W inputs of one H×W cut to at most 12×12 (the check stays cheap)."""
+    if ins and all(len(s) == 3 for s in ins) and len({s[1:] for s in ins}) == 1:
+        return [(s[0], min(s[1], 12), min(s[2], 12)) for s in ins]
+    return ins
+
+
+def _run_emitted(out: Any, xs: list[Any]) -> Any:
+    if isinstance(out, FunctionCall):
+        inputs = [xs] if out.pack else xs
+        return out.fn(*inputs, *out.args, **out.kwargs)
+    return out.eval()(*xs)
+
+
+def _consts_text(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    consts = [repr(a) for a in args if not _is_node(a)] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f" with arguments {', '.join(consts)}" if consts else ""
 
 
 def _bind(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -201,26 +283,6 @@ def _bind(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, A
     if out.get("stride") in (None, (), []):
         out.pop("stride", None)  # F.max_pool2d's stride=None means the kernel size, as the module's default
     return out
-
-
-def _check_constants(op: Op, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape]) -> None:
-    """An attribute-free op reproduces the call only with the arguments its emitter gives (cat's dim=1)."""
-    out = op.emit(NoAttrs(), ins)
-    if not isinstance(out, FunctionCall):
-        return
-    consts = [a for a in args if not _is_node(a) and not isinstance(a, (list, tuple))]
-    given = dict(kwargs)
-    expected = dict(out.kwargs)
-    rank = len(ins[0]) + 1 if ins else 0
-    for key, want in expected.items():
-        have = given.pop(key, consts.pop(0) if consts else want)
-        if isinstance(have, int) and isinstance(want, int) and have < 0:
-            have += rank
-        if have != want:
-            raise Unmapped(f"{_fn_name(fn)} with {key}={have}: the op {op.name} computes {key}={want} only")
-    given = {k: v for k, v in given.items() if k not in ("inplace", "end_dim") or v not in (False, True, -1)}
-    if consts or given:
-        raise Unmapped(f"{_fn_name(fn)} with arguments {consts or given}: the op {op.name} takes none")
 
 
 def _is_node(value: Any) -> bool:

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .leaves import OpCall, Unmapped, candidate_ops, function_op, module_op
+from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, module_op
 
 
 class Refused(Exception):
@@ -74,17 +74,18 @@ class Tree:
     head_outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
-def trace(module: Any, input_shape: tuple[int, ...]) -> Any:
-    """The traced graph module of `module` in its current mode, every node's shape in `meta['tensor_meta']`."""
-    import torch
+def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> Any:
+    """The traced graph module of `module` in its current mode, every node's shape in `meta['tensor_meta']`.
+
+    `locate` records the Python stack of every node (for the file and line of a refusal; tracing is
+    then several times slower, so it is done again only when something is refused).
+    """
     import torch.fx as fx
-    from torch._subclasses.fake_tensor import FakeTensorMode
-    from torch.fx.passes.shape_prop import ShapeProp
 
     class _Tracer(fx.Tracer):
         def __init__(self) -> None:
             super().__init__()
-            self.record_stack_traces = True
+            self.record_stack_traces = locate
 
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
             return not list(m.children()) and bool(candidate_ops(type(m).__name__))
@@ -94,16 +95,31 @@ def trace(module: Any, input_shape: tuple[int, ...]) -> Any:
     except Exception as exc:  # noqa: BLE001 - any failure of fx is the user's module refusing to trace
         raise _untraceable(module, exc) from None
     gm = fx.GraphModule(module, graph)
-    mode = FakeTensorMode(allow_non_fake_inputs=True)
-    with mode:
-        device = next((p.device for p in module.parameters()), torch.device("cpu"))
-        x = torch.empty(2, *input_shape, device=device)  # two: batch norm in training mode needs more than one value
     try:
-        ShapeProp(gm, fake_mode=mode).propagate(x)
+        _shapes(gm, input_shape)
     except Exception as exc:  # noqa: BLE001 - shapes that do not fit are the user's input shape
         raise Refused("import-shape", "", None, f"the module does not run on an input of {list(input_shape)}: "
                       f"{str(exc).splitlines()[0]}", hint="give the input it takes with --input C,H,W") from None
     return gm
+
+
+def _shapes(gm: Any, input_shape: tuple[int, ...]) -> None:
+    """Run the graph on meta tensors (weights swapped for meta ones for the run), recording each node's shape."""
+    import torch
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    class _Run(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gm = gm
+
+        def forward(self, x: Any) -> Any:
+            return ShapeProp(self.gm).propagate(x)
+
+    run = _Run()
+    state = {k: torch.empty_like(v, device="meta") for k, v in run.state_dict(keep_vars=True).items()}
+    x = torch.empty(2, *input_shape, device="meta")  # two: batch norm in training mode needs more than one value
+    torch.func.functional_call(run, state, (x,), strict=False)
 
 
 def _untraceable(root: Any, exc: Exception) -> Refused:
@@ -176,10 +192,18 @@ class _Builder:
         self.modules = dict(root.named_modules())
         self.calls: dict[str, int] = {}
         self.root_names: dict[Any, str] | None = None
+        self.live: set[Any] = set()
+        """The nodes some output depends on (a shape assertion, `torch._assert`, is left out)."""
 
     def scope(self, depth: int, path: str, nodes: list[Any], source: Any, output: Any) -> Body:
+        return _shape_body(self.items(depth, path, nodes, source, output))
+
+    def items(self, depth: int, path: str, nodes: list[Any], source: Any, output: Any) -> list[Item]:
+        """The layers of the module at `path` (at nesting `depth`), reading `source`, giving `output`."""
         groups: dict[Any, list[Any]] = {}
         for n in nodes:
+            if n.op == "get_attr":
+                continue
             st = _stack(n)
             key = ("child", st[depth]) if len(st) > depth else ("node", n)
             groups.setdefault(key, []).append(n)
@@ -188,8 +212,9 @@ class _Builder:
         prev = source
         for key, members in groups.items():
             inner = set(members)
-            outs = [n for n in members if n is output or any(u not in inner for u in n.users)]
-            ins = list(dict.fromkeys(a for n in members for a in _flat_inputs(n) if a not in inner))
+            outs = [n for n in members if n is output or any(u not in inner and u in self.live for u in n.users)]
+            ins = list(dict.fromkeys(a for n in members for a in _flat_inputs(n)
+                                     if a not in inner and a.op != "get_attr"))
             first = members[0]
             where_path = key[1] if key[0] == "child" else (_stack(first)[-1] if _stack(first) else path)
             if len(outs) != 1:
@@ -200,21 +225,57 @@ class _Builder:
                 if a not in names:
                     raise Refused("import-unsupported", where_path, _where(first),
                                   f"reads {a.format_node()}, which is neither its input nor a layer before it")
-            name, layer, merge = self.item(depth, key, members, ins, outs[0])
-            name = _unique(name, {i.name for i in items})
-            item = Item(name, layer)
-            if merge:
-                item.args = [names[a] for a in _flat_inputs(first)]
-            elif ins != [prev]:
-                item.src = [names[a] for a in ins]
-            items.append(item)
-            names[outs[0]] = name
+            if key[0] == "child" and self.fused(key[1]):
+                added = self.spliced(depth, key[1], members, outs[0], {i.name for i in items})
+            else:
+                name, layer, merge = self.item(depth, key, members, ins, outs[0])
+                added = [Item(_unique(name, {i.name for i in items}), layer)]
+                if merge:
+                    added[0].args = [names[a] for a in _flat_inputs(first)]
+            if added[0].args is None and ins != [prev]:
+                added[0].src = [names[a] for a in ins]
+            items += added
+            names[outs[0]] = added[-1].name
             prev = outs[0]
         if depth == 0 and self.root_names is None:
             self.root_names = names
         if prev is not output:
             raise Refused("import-unsupported", path, None, "the module's output is not its last layer's")
-        return _shape_body(items)
+        return items
+
+    def fused(self, path: str) -> bool:
+        """Whether the module is an op that holds its own weights and runs children after it (timm's
+        BatchNormAct2d: batch norm, then its `act`)."""
+        module = self.modules[path]
+        return bool(list(module.children())) and bool(list(module.parameters(recurse=False))) and any(
+            candidate_ops(c.__name__) for c in type(module).__mro__[1:])
+
+    def spliced(self, depth: int, path: str, members: list[Any], out: Any, taken: set[str]) -> list[Item]:
+        """A fused module as its op, named as the module (so its weights keep their keys), then the layers of
+        its children, spliced into the enclosing body."""
+        module = self.modules[path]
+        head = members[0]
+        own = {f"{path}.{n}" for n, _ in [*module.named_parameters(recurse=False),
+                                          *module.named_buffers(recurse=False)]}
+        if not any(a.op == "get_attr" and a.target in own for a in _flat_inputs(head)):
+            raise Refused("import-unsupported", path, _where(head), f"{type(module).__name__} does not start with "
+                          "the op of its own weights")
+        try:
+            call = fused_op(module, [_shape(a) for a in _flat_inputs(head) if a.op != "get_attr"][:1])
+        except Unmapped as exc:
+            raise Refused("import-unsupported", path, _where(head), str(exc)) from None
+        first = Item(_unique(path.rsplit(".", 1)[-1], taken), call)
+        rest = self.items(depth + 1, path, members[1:], head, out) if members[1:] else []
+        rename = {"input": first.name}
+        used = taken | {first.name}
+        for item in rest:
+            rename[item.name] = _unique(item.name, used)
+            used.add(rename[item.name])
+        for item in rest:
+            item.name = rename[item.name]
+            item.src = [rename[s] for s in item.src] if item.src else item.src
+            item.args = [rename[a] for a in item.args] if item.args else item.args
+        return [first, *rest]
 
     def item(self, depth: int, key: Any, members: list[Any], ins: list[Any], out: Any
              ) -> tuple[str, OpCall | Inst | Body, bool]:
@@ -300,6 +361,7 @@ def tree(gm: Any, root: Any) -> Tree:
     main = outputs[0][1]
     keep = _ancestors(main)
     builder = _Builder(gm, root)
+    builder.live = set().union(*(_ancestors(out) for _, out in outputs))
     body = builder.scope(0, "", [n for n in nodes if n in keep], source, main)
     t = Tree(Inst("", type(gm), body, None), output=_shape(main))
     for label, out in outputs[1:]:
