@@ -205,8 +205,9 @@ def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
             except (ValueError, TypeError):
                 pass
     name = _stateless_functions().get(fn)
-    if name is not None and (REGISTRY[name].arity is not None or len(ins) > 1):  # a merge of one input is none
-        out.append((REGISTRY[name], OpCall(name, ())))
+    if name is not None:  # a merge of one input (`x * 1.0`) only where nothing else fits: scale(1.0) reads better
+        if REGISTRY[name].arity is not None or len(ins) > 1:
+            out.append((REGISTRY[name], OpCall(name, ())))
     module = _module_of_function(fn)
     if module is not None:
         bound = _bind(fn, args, kwargs)
@@ -215,6 +216,8 @@ def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                 out.append((op, _read_attrs(op, SimpleNamespace(**bound))))
             except (ValueError, TypeError):
                 continue
+    if name is not None and REGISTRY[name].arity is None and len(ins) < 2:
+        out.append((REGISTRY[name], OpCall(name, ())))
     return out
 
 

@@ -53,7 +53,7 @@ def _same_training_outputs(module: Any, built: Any, x: torch.Tensor) -> None:
 def same_keys_on_meta(builder: Any, input: tuple[int, ...], name: str) -> str:
     """A large model on the meta device: import, check, build on meta, equal state_dict keys and shapes."""
     with torch.device("meta"):
-        module = builder()
+        module = builder()  # a builder may also build on the CPU and move to meta (RegNet cannot build on meta)
     text, _ = imported(module, input, name)
     built = archspec.build(archspec.loads(text, file=f"{name}.yaml"), device="meta")
     shapes = {k: tuple(v.shape) for k, v in built.state_dict().items()}
