@@ -60,8 +60,8 @@ def import_(ref: str, output: str | None, args: tuple[str, ...], input_shape: tu
     builder = resolve(ref)
     try:
         module = builder(**kwargs)
-    except TypeError as exc:
-        raise click.BadParameter(f"{ref}(**{kwargs}) failed: {exc}", param_hint="--arg") from None
+    except Exception as exc:  # noqa: BLE001 - the user's builder refusing its arguments is a usage error
+        raise click.BadParameter(f"{ref}(**{kwargs}) failed: {type(exc).__name__}: {exc}", param_hint="--arg") from None
     if not hasattr(module, "named_modules"):
         raise click.BadParameter(f"{ref} returned {type(module).__name__}, not an nn.Module", param_hint="REF")
     try:
