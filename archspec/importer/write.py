@@ -62,10 +62,14 @@ class Writer:
             return self.body(layer.body, value, offset)
         return self.body(layer, value, offset)
 
-    def body(self, body: Body, value: Valuer, offset: int) -> Any:
+    def body(self, body: Body, value: Valuer, offset: int, when: dict[str, str] | None = None) -> Any:
         out: list[tuple[Item, Any]] = []
         for item in body.items:
-            out.append((item, self.item(item, value, offset)))
+            v = self.item(item, value, offset)
+            if when and item.name in when:
+                v = {"when": when[item.name], **v} if isinstance(v, dict) and ("body" in v or "concat" in v) \
+                    else {"when": when[item.name], "body": v}
+            out.append((item, v))
             offset += self.lib.size(item.layer)
         if body.kind == "list":
             return _repeats([v for _, v in out])
@@ -87,7 +91,9 @@ class Writer:
     def template(self, t: Template) -> dict[str, Any]:
         first = t.instances[0]
         value: Valuer = lambda i: t.text[i]  # noqa: E731
-        body = self.body(first.body, value, 0)
+        base = self.lib.size(first.body)
+        when = {name: t.text[base + k] for k, name in enumerate(self.lib.optional(self.lib.key(first)))}
+        body = self.body(first.body, value, 0, when)
         out: dict[str, Any] = {"doc": f"{first.cls.__module__}.{first.cls.__qualname__}"}
         if t.params:
             out["params"] = [p.name if p.default is MISSING else f"{p.name}={_literal(p.default)}" for p in t.params]

@@ -50,10 +50,14 @@ def _same_training_outputs(module: Any, built: Any, x: torch.Tensor) -> None:
         assert any(torch.equal(h, w) for w in want[1:])
 
 
-def same_keys_on_meta(builder: Any, input: tuple[int, ...], name: str) -> str:
-    """A large model on the meta device: import, check, build on meta, equal state_dict keys and shapes."""
+def on_meta(builder: Any) -> Any:
+    """The module `builder()` makes, built on the meta device (no memory, no initialisation)."""
     with torch.device("meta"):
-        module = builder()  # a builder may also build on the CPU and move to meta (RegNet cannot build on meta)
+        return builder()
+
+
+def same_keys_on_meta(module: Any, input: tuple[int, ...], name: str) -> str:  # noqa: A002
+    """A large model on the meta device: import, check, build on meta, equal state_dict keys and shapes."""
     text, _ = imported(module, input, name)
     built = archspec.build(archspec.loads(text, file=f"{name}.yaml"), device="meta")
     shapes = {k: tuple(v.shape) for k, v in built.state_dict().items()}

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from .common import imported, round_trip, same_keys_on_meta
+from .common import imported, on_meta, round_trip, same_keys_on_meta
 from .nets import TinyNet
 
 
@@ -53,7 +53,7 @@ def test_inception_v3_round_trips_with_its_aux_head():
 
 @pytest.mark.slow
 def test_resnet50_on_the_meta_device_has_the_reference_keys_and_shapes():
-    text = same_keys_on_meta(lambda: torchvision.models.resnet50(weights=None), (3, 224, 224), "resnet50")
+    text = same_keys_on_meta(on_meta(lambda: torchvision.models.resnet50(weights=None)), (3, 224, 224), "resnet50")
     assert "params: 25557032" in text
 
 
