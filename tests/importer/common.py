@@ -63,3 +63,8 @@ def same_keys_on_meta(module: Any, input: tuple[int, ...], name: str) -> str:  #
     shapes = {k: tuple(v.shape) for k, v in built.state_dict().items()}
     assert shapes == {k: tuple(v.shape) for k, v in module.state_dict().items()}
     return text
+
+
+def code_lines(text: str) -> int:
+    """Lines neither blank nor only a comment (benchmarks/import_lines.py counts the same)."""
+    return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))

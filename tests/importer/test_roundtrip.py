@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
 
-from .common import imported, on_meta, round_trip, same_keys_on_meta
+from .common import code_lines, imported, on_meta, round_trip, same_keys_on_meta
 from .nets import TinyNet
 
 
@@ -34,6 +36,8 @@ def test_googlenet_is_one_inception_template_called_nine_times():
     assert text.count(": inception(") == 9
     assert "inception3a: inception(64, 96, 128, 16, 32, 32)" in text
     assert "aux1: {from: inception4a, train_only: true, body: inception_aux}" in text
+    hand_written = (Path(__file__).resolve().parents[2] / "specs" / "googlenet.yaml").read_text()
+    assert code_lines(text) <= 1.5 * code_lines(hand_written)
 
 
 @pytest.mark.slow
@@ -55,6 +59,15 @@ def test_inception_v3_round_trips_with_its_aux_head():
 def test_resnet50_on_the_meta_device_has_the_reference_keys_and_shapes():
     text = same_keys_on_meta(on_meta(lambda: torchvision.models.resnet50(weights=None)), (3, 224, 224), "resnet50")
     assert "params: 25557032" in text
+
+
+@pytest.mark.slow
+def test_blocks_that_lack_a_layer_share_the_template_with_a_flag():
+    torch.manual_seed(0)
+    text = round_trip(torchvision.models.resnet18(weights=None), (3, 64, 64), "resnet18")
+    assert "basic_block_2" not in text
+    assert "downsample: {when: $downsample, from: input" in text
+    assert 'layer2: ["basic_block(128, s=2, downsample=true)", basic_block(128)]' in text
 
 
 def test_expect_holds_the_parameter_count_and_output():
