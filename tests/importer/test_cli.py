@@ -19,11 +19,13 @@ def test_a_class_is_imported_to_stdout_with_its_arguments_read_as_yaml():
     assert spec["name"] == "tinynet" and spec["input"] == [3, 32, 32] and spec["expect"]["output"] == [7]
 
 
-def test_output_file_and_name(tmp_path):
+def test_output_file_and_name_and_the_file_passes_check(tmp_path):
     out = tmp_path / "net.yaml"
     result = run("tests.importer.nets:TinyNet", "--input", "3,32,32", "-o", str(out), "--name", "tiny")
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(out.read_text())["name"] == "tiny"
+    checked = CliRunner().invoke(main, ["check", str(out)])
+    assert checked.exit_code == 0 and "ok" in checked.output, checked.output
 
 
 def test_a_refused_module_writes_nothing_and_exits_1(tmp_path):
