@@ -33,8 +33,32 @@ def import_module(module: Any, input: tuple[int, ...] = (3, 224, 224), name: str
     lib = Library(t.root, [h.layer for h in t.heads])
     cls = type(module)
     params = sum(p.numel() for p in module.parameters())
-    return spec_text(t, lib, name or snake(cls.__name__), shape, params,
+    text = spec_text(t, lib, name or snake(cls.__name__), shape, params,
                      f"{cls.__module__}.{cls.__qualname__}, imported")
+    _same_keys(text, module)
+    return text
+
+
+def _same_keys(text: str, module: Any) -> None:
+    """The spec's module (built on the meta device) has the source's state_dict keys and shapes, or a refusal
+    naming what differs: a parameter the forward never reads, a module name the language reserves."""
+    from ..pipeline import build, loads
+
+    built = build(loads(text, file="<imported>"), device="meta")
+    want = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in built.state_dict().items()}
+    if want == have:
+        return
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    other = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+    first = (missing or extra or other)[0]
+    parts = [f"{len(missing)} missing ({', '.join(missing[:3])})" if missing else "",
+             f"{len(extra)} not in the module ({', '.join(extra[:3])})" if extra else "",
+             f"{len(other)} of another shape ({', '.join(other[:3])})" if other else ""]
+    raise Refused("import-unsupported", first.rsplit(".", 1)[0], None,
+                  "the spec's weights would not be the module's: " + "; ".join(p for p in parts if p),
+                  hint="a submodule whose weights the forward never reads cannot be written as a layer")
 
 
 def _tree(module: Any, shape: tuple[int, ...]) -> Tree:

@@ -85,3 +85,13 @@ class WithUnknownOp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.stem(x))
+
+
+class WithUnusedWeights(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.spare = nn.Linear(8, 8)  # never called
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)

@@ -40,3 +40,9 @@ def test_an_input_the_module_cannot_take_is_refused_with_a_hint():
     with pytest.raises(Refused) as info:
         import_module(nets.TinyNet(), (5, 32, 32))
     assert info.value.code == "import-shape" and "--input" in (info.value.hint or "")
+
+
+def test_weights_the_forward_never_reads_are_refused_by_name():
+    with pytest.raises(Refused) as info:
+        import_module(nets.WithUnusedWeights(), (3, 16, 16))
+    assert info.value.path == "spare" and "spare.weight" in info.value.message
