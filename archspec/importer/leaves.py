@@ -196,6 +196,12 @@ def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
         return _function_candidates(target, args, kwargs, ins) if target is not None else []
     fn = _CANONICAL.get(fn, fn)
     out: list[tuple[Op, OpCall]] = []
+    own = getattr(fn, "__name__", None)
+    if own in REGISTRY and (getattr(fn, "__module__", None) or "torch").split(".")[0] != "torch":  # own function
+        try:
+            out.append((REGISTRY[own], _read_attrs(REGISTRY[own], SimpleNamespace(**_bind(fn, args, kwargs)))))
+        except (ValueError, TypeError):
+            pass
     consts = [a for a in [*args, *kwargs.values()] if isinstance(a, (int, float)) and not isinstance(a, bool)]
     for op in REGISTRY.values():
         fields = list(op.attrs.model_fields)

@@ -84,7 +84,7 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
 
     class _Tracer(fx.Tracer):
         def __init__(self) -> None:
-            super().__init__()
+            super().__init__(autowrap_functions=_op_functions(module))
             self.record_stack_traces = locate
 
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
@@ -94,6 +94,7 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
         graph = _Tracer().trace(module)
     except Exception as exc:  # noqa: BLE001 - any failure of fx is the user's module refusing to trace
         raise _untraceable(module, exc) from None
+    _split_chunks(graph)
     gm = fx.GraphModule(module, graph)
     try:
         _shapes(gm, input_shape)
@@ -101,6 +102,53 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
         raise Refused("import-shape", "", None, f"the module does not run on an input of {list(input_shape)}: "
                       f"{str(exc).splitlines()[0]}", hint="give the input it takes with --input C,H,W") from None
     return gm
+
+
+def chunk(x: Any, chunks: int, index: int, dim: int = 0) -> Any:
+    """Part `index` of `x.chunk(chunks, dim)`: what a `chunk` call and an index of its result compute."""
+    return x.chunk(chunks, dim)[index]
+
+
+def _split_chunks(graph: Any) -> None:
+    """`a, b = x.chunk(2, dim=1)` as two nodes `chunk(x, 2, 0, 1)` and `chunk(x, 2, 1, 1)`, one per part, so that
+    each is one tensor (the `chunk` op's) rather than an index into a tuple."""
+    import operator
+
+    import torch
+
+    for node in list(graph.nodes):
+        is_chunk = (node.op == "call_method" and node.target == "chunk") or (
+            node.op == "call_function" and node.target is torch.chunk)
+        if not is_chunk or not node.users or any(u.target is not operator.getitem for u in node.users):
+            continue
+        args: list[Any] = list(node.args)
+        if len(args) < 2:
+            continue
+        x, chunks = args[0], args[1]
+        dim = args[2] if len(args) > 2 else node.kwargs.get("dim", 0)
+        for use in list(node.users):
+            with graph.inserting_before(use):
+                part = graph.call_function(chunk, (x, chunks, use.args[1], dim))
+            part.meta = {**node.meta, **use.meta}
+            use.replace_all_uses_with(part)
+            graph.erase_node(use)
+        graph.erase_node(node)
+
+
+def _op_functions(module: Any) -> tuple[Any, ...]:
+    """Python functions of the model's own source files named as an op (`channel_shuffle`): kept as one call
+    in the graph, so that the op can be matched against it (and checked on random inputs)."""
+    import inspect
+    import sys
+
+    from ..ops.registry import REGISTRY
+
+    found: dict[int, Any] = {}
+    for m in module.modules():
+        for name, value in vars(sys.modules.get(type(m).__module__) or object()).items():
+            if name in REGISTRY and inspect.isfunction(value):
+                found[id(value)] = value
+    return tuple(found.values())
 
 
 def _shapes(gm: Any, input_shape: tuple[int, ...]) -> None:

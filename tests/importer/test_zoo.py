@@ -22,9 +22,9 @@ NOT_YET = {  # family: (one member, what the refusal names)
     "convnext": ("convnext_tiny", "LayerNorm2d"),
     "densenet": ("densenet121", "reads 2 inputs"),
     "efficientnet": ("efficientnet_b0", "stochastic_depth"),
-    "shufflenet": ("shufflenet_v2_x0_5", ".size()"),
 }
-SMALL = {"alexnet", "mnasnet0_5", "mobilenet_v3_small", "regnet_x_400mf", "squeezenet1_1", "resnet18"}
+SMALL = {"alexnet", "mnasnet0_5", "mobilenet_v3_small", "regnet_x_400mf", "squeezenet1_1", "resnet18",
+         "shufflenet_v2_x0_5"}
 ON_CPU = ("regnet",)  # torchvision's RegNet cannot be built on the meta device
 
 
