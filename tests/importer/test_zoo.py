@@ -26,11 +26,12 @@ NOT_YET = {  # family: (one member, what the refusal names)
 SMALL = {"alexnet", "mnasnet0_5", "mobilenet_v3_small", "regnet_x_400mf", "squeezenet1_1", "resnet18",
          "shufflenet_v2_x0_5"}
 ON_CPU = ("regnet",)  # torchvision's RegNet cannot be built on the meta device
+TOO_BIG = {"regnet_y_128gf"}  # built on the CPU first: 644 M parameters, 2.6 GB, too much for CI; its family runs
 
 
 def _builders() -> list[str]:
     names = sorted(p.stem for p in SPECS.glob("*.yaml") if hasattr(torchvision.models, p.stem))
-    return [n for n in names if not n.startswith(tuple(NOT_YET)) and n not in ("googlenet", "inception_v3")]
+    return [n for n in names if not n.startswith(tuple(NOT_YET)) and n not in ("googlenet", "inception_v3", *TOO_BIG)]
 
 
 def _build(name: str):
