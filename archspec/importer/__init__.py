@@ -71,24 +71,6 @@ def _tree(module: Any, shape: tuple[int, ...]) -> Tree:
 
 
 def _unused(module: Any, t: Tree) -> bool:
-    """Whether some parameter-holding submodule takes no part in the eval graph (an auxiliary head)."""
-    used = set()
-
-    def walk(layer: Any) -> None:
-        from .trace import Body, Inst
-
-        if isinstance(layer, Inst):
-            used.add(layer.path)
-            walk(layer.body)
-        elif isinstance(layer, Body):
-            for item in layer.items:
-                walk(item.layer)
-
-    walk(t.root.body)
-    top = {p.split(".")[0] for p in used}
-    return any(list(m.parameters()) and n not in top and "." not in n
-               for n, m in module.named_children() if not _leaf_used(t, n))
-
-
-def _leaf_used(t: Tree, name: str) -> bool:
-    return any(i.name == name for i in t.root.body.items)
+    """Whether some top-level child with weights takes no part in the eval graph (an auxiliary head)."""
+    used = {item.name for item in t.root.body.items}
+    return any(name not in used and list(child.parameters()) for name, child in module.named_children())
