@@ -5,6 +5,7 @@
     model = archspec.build(spec)        # torch.fx.GraphModule (ArchModule)
     fast = archspec.optimize(model)     # inference module: BN folded, convs fused
     loss = archspec.weighted_loss(model, model(x), y)   # main + each head's loss_weight × its loss
+    text = archspec.import_module(torch_module, input=(3, 224, 224))   # a PyTorch model as spec text
     archspec.load_plugins("mypkg.ops")  # ops of your own (and installed plugins'), before `load`: docs/plugins.md
 
 Everything except `build`, `optimize`, `ArchModule` and the training helpers runs without importing torch.
@@ -24,7 +25,7 @@ from .spec import Spec
 
 __all__ = [
     "ArchModule", "CheckResult", "Diagnostic", "Location", "Spec", "SpecError", "TypedGraph",
-    "build", "check_expect", "check_file", "compile", "load", "loads", "load_plugins", "loss_terms", "loss_weights",
+    "build", "check_expect", "check_file", "compile", "import_module", "load", "loads", "load_plugins", "loss_terms", "loss_weights",
     "min_input",
     "optimize", "weighted_loss",
 ]
@@ -37,6 +38,10 @@ def __getattr__(name: str) -> Any:
         from .backends.torch_fx import ArchModule
 
         return ArchModule
+    if name == "import_module":  # imported lazily: it needs torch
+        from .importer import import_module
+
+        return import_module
     if name == "optimize":
         from .passes import optimize
 

@@ -7,6 +7,7 @@
     archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all]
     archspec profile SPEC [--batch N] [--device DEV] [--optimize] [--depth N] [--json] [-o chart.png]
     archspec schema                      (the spec language's JSON Schema, for editors)
+    archspec import  REF [-o SPEC.yaml] [--arg k=v ...] [--input C,H,W] [--name NAME]
     archspec --debug VERB ...            (a traceback when archspec itself fails)
     archspec --plugin MODULE VERB ...    (ops of your own: docs/plugins.md)
 
@@ -181,4 +182,4 @@ def main(debug: bool, plugins: tuple[str, ...]) -> None:
         sys.exit(2)
 
 
-from . import build, check, diff, draw, profile, schema, summary  # noqa: E402,F401  (each module registers its command)
+from . import build, check, diff, draw, import_module, profile, schema, summary  # noqa: E402,F401  (each module registers its command)

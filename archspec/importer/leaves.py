@@ -1,0 +1,330 @@
+"""From a torch leaf module, or a function call in a traced graph, to the op call that computes it.
+
+Nothing here knows any op by name: the facts come from the op registry. A module's op is the one whose
+`torch_modules` names its class; the op's attributes are read from the module's attributes of the same
+names (an attribute's aliases in the op's model: `kernel_size` for `k`, `out_channels` for `out`), and
+the op's own emitter is asked to build the module again, which must give the same module back. A
+function (`torch.cat`, `operator.add`, `F.relu`) maps to the op whose emitter calls it, or to the module
+of the same name in `torch.nn` (`F.max_pool2d` is `nn.MaxPool2d` written as a call).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import operator
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any, Callable
+
+from ..ops.registry import REGISTRY, FunctionCall, NoAttrs, Op, Shape, field_aliases
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One primitive op with all its attribute values, in the op's positional order."""
+
+    op: str
+    values: tuple[tuple[str, Any], ...]
+
+    def defaults(self) -> dict[str, Any]:
+        fields = REGISTRY[self.op].attrs.model_fields
+        return {n: f.default for n, f in fields.items() if not f.is_required()}
+
+
+class Unmapped(Exception):
+    """No op of the language computes this module or call; the message says what is missing."""
+
+
+def module_op(module: Any, ins: list[Shape]) -> OpCall:
+    """The op call that computes `module` (a leaf) on inputs of shapes `ins`; `Unmapped` if none does."""
+    cls = type(module).__name__
+    ops = candidate_ops(cls)
+    if not ops:
+        raise Unmapped(f"no op of the language computes {type(module).__module__}.{cls}")
+    problems = []
+    for op in ops:
+        try:
+            call = _read_attrs(op, module)
+        except (ValueError, TypeError) as exc:
+            problems.append(f"{op.name}: {str(exc).splitlines()[0]}")
+            continue
+        if _same_module(op, call, module, ins):
+            return call
+        problems.append(f"{op.name}({_short(call)}) builds {_emitted_repr(op, call, ins)}")
+    raise Unmapped(f"{cls}({module.extra_repr()}) is not reproduced by any op: " + "; ".join(problems))
+
+
+def fused_op(module: Any, ins: list[Shape]) -> OpCall:
+    """The op of a module that subclasses an op's module and adds children run after it (timm's
+    BatchNormAct2d is a BatchNorm2d): read and checked as its base class, on its own weights only."""
+    for base in type(module).__mro__[1:]:
+        for op in candidate_ops(base.__name__):
+            try:
+                call = _read_attrs(op, module)
+            except (ValueError, TypeError):
+                continue
+            out = emitted(op, call, ins)
+            own = {k: tuple(v.shape) for k, v in [*module.named_parameters(recurse=False),
+                                                   *module.named_buffers(recurse=False)] if v is not None}
+            names = [n for n in getattr(type(out), "__constants__", []) if n != "inplace"]
+            if (isinstance(module, type(out)) and own == {k: tuple(v.shape) for k, v in out.state_dict().items()}
+                    and all(_same_value(getattr(out, n, None), getattr(module, n, None)) for n in names)):
+                return call
+    raise Unmapped(f"no op of the language computes {type(module).__name__}'s own part")
+
+
+def candidate_ops(cls_name: str) -> list[Op]:
+    """Ops whose `torch_modules` name this class: an exact name first, then the longest prefix."""
+    exact = [op for op in REGISTRY.values() if cls_name in op.torch_modules]
+    if exact:
+        return exact
+    scored = [(max(len(f) for f in op.torch_modules if cls_name.startswith(f)), op)
+              for op in REGISTRY.values() if any(cls_name.startswith(f) for f in op.torch_modules)]
+    return [op for _, op in sorted(scored, key=lambda s: -s[0])]
+
+
+def _read_attrs(op: Op, source: Any) -> OpCall:
+    given: dict[str, Any] = {}
+    for name, field in op.attrs.model_fields.items():
+        for alias in [name, *field_aliases(name, field)]:
+            if hasattr(source, alias):
+                given[name] = _plain(getattr(source, alias))
+                break
+    attrs = op.attrs.model_validate(given)
+    return OpCall(op.name, tuple((n, getattr(attrs, n)) for n in op.attrs.model_fields))
+
+
+def _plain(value: Any) -> Any:
+    """A module attribute as an op attribute: a tensor or None (a bias) is whether there is one."""
+    if value is None or type(value).__name__ in ("Parameter", "Tensor"):
+        return value is not None
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def emitted(op: Op, call: OpCall, ins: list[Shape]) -> Any:
+    return op.emit(op.attrs.model_validate(dict(call.values)), ins)
+
+
+def _same_module(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> bool:
+    out = emitted(op, call, ins)
+    if isinstance(out, FunctionCall):  # a stateless module (nn.ReLU) the backend writes as a call
+        return not list(module.parameters(recurse=False)) and _function_matches(out, type(module))
+    if type(out) is not type(module):
+        return False
+    names = [n for n in getattr(type(module), "__constants__", []) if n != "inplace"]  # in place: the same result
+    same = all(_same_value(getattr(out, n, None), getattr(module, n, None)) for n in names)
+    shapes = {k: tuple(v.shape) for k, v in out.state_dict().items()}
+    return same and shapes == {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal hyperparameters, an int equal to the pair of it (`3` and `(3, 3)`)."""
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        ta = tuple(a) if isinstance(a, (list, tuple)) else (a, a)
+        tb = tuple(b) if isinstance(b, (list, tuple)) else (b, b)
+        return ta == tb
+    return a == b
+
+
+def _function_matches(fc: FunctionCall, cls: type) -> bool:
+    """Whether the function the backend calls is the functional form of module class `cls`."""
+    return _module_of_function(fc.fn) is cls
+
+
+def _emitted_repr(op: Op, call: OpCall, ins: list[Shape]) -> str:
+    out = emitted(op, call, ins)
+    return f"{type(out).__name__}({out.extra_repr()})" if hasattr(out, "extra_repr") else repr(out)
+
+
+def _short(call: OpCall) -> str:
+    return ", ".join(f"{n}={v}" for n, v in call.values)
+
+
+@functools.cache
+def _module_of_function(fn: Callable[..., Any]) -> type | None:
+    """`torch.nn.MaxPool2d` for `F.max_pool2d`, `nn.ReLU` for `torch.relu`: the module of the same name."""
+    from torch import nn
+
+    key = getattr(fn, "__name__", "").replace("_", "").lower()
+    if not key:
+        return None
+    for name in dir(nn):
+        obj = getattr(nn, name)
+        if isinstance(obj, type) and issubclass(obj, nn.Module) and name.lower() == key:
+            return obj
+    return None
+
+
+@functools.cache
+def _stateless_functions() -> dict[Any, str]:
+    """Each function the emitters of attribute-free ops call, to the op: `torch.cat` → concat."""
+    table: dict[Any, str] = {}
+    for op in REGISTRY.values():
+        if op.attrs is not NoAttrs:
+            continue
+        shapes: list[list[Shape]] = [[(1, 1, 1), (1, 1, 1)], [(1, 1, 1)]]
+        for ins in shapes:
+            try:
+                out = op.emit(NoAttrs(), ins)
+            except Exception:  # noqa: BLE001 - an emitter that needs real shapes maps nothing here
+                continue
+            if isinstance(out, FunctionCall) and getattr(out.fn, "__name__", "") not in ("", "<lambda>"):
+                table.setdefault(out.fn, op.name)
+    return table
+
+
+def function_op(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape]) -> OpCall:
+    """The op call computing `fn(*args, **kwargs)`, graph nodes among `args` being its inputs of shapes `ins`;
+    `Unmapped` if none does. A candidate is kept only if it gives the call's very result on random inputs."""
+    for op, call in _function_candidates(fn, args, kwargs, ins):
+        if _same_result(fn, args, kwargs, op, call, ins):
+            return call
+    raise Unmapped(f"no op of the language computes {_fn_name(fn)}" + _consts_text(args, kwargs))
+
+
+def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape]
+                         ) -> list[tuple[Op, OpCall]]:
+    """Ops that may compute the call: the op whose emitter calls the function (with a constant of the call
+    as its one attribute: `x * 0.17` is `scale(0.17)`), or the op of the module of the function's name."""
+    import torch
+
+    if isinstance(fn, str):  # a tensor method: x.flatten(1), x.relu()
+        target = getattr(torch, fn, None)
+        return _function_candidates(target, args, kwargs, ins) if target is not None else []
+    fn = _CANONICAL.get(fn, fn)
+    out: list[tuple[Op, OpCall]] = []
+    own = getattr(fn, "__name__", None)
+    if own in REGISTRY and (getattr(fn, "__module__", None) or "torch").split(".")[0] != "torch":  # own function
+        try:
+            out.append((REGISTRY[own], _read_attrs(REGISTRY[own], SimpleNamespace(**_bind(fn, args, kwargs)))))
+        except (ValueError, TypeError):
+            pass
+    consts = [a for a in [*args, *kwargs.values()] if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    for op in REGISTRY.values():
+        fields = list(op.attrs.model_fields)
+        if len(fields) == 1 and len(consts) == 1 and _emits_call_with(op, fn, fields[0], ins):
+            try:
+                out.append((op, _read_attrs(op, SimpleNamespace(**{fields[0]: consts[0]}))))
+            except (ValueError, TypeError):
+                pass
+    name = _stateless_functions().get(fn)
+    if name is not None:  # a merge of one input (`x * 1.0`) only where nothing else fits: scale(1.0) reads better
+        if REGISTRY[name].arity is not None or len(ins) > 1:
+            out.append((REGISTRY[name], OpCall(name, ())))
+    module = _module_of_function(fn)
+    if module is not None:
+        bound = _bind(fn, args, kwargs)
+        for op in candidate_ops(module.__name__):
+            try:
+                out.append((op, _read_attrs(op, SimpleNamespace(**bound))))
+            except (ValueError, TypeError):
+                continue
+    if name is not None and REGISTRY[name].arity is None and len(ins) < 2:
+        out.append((REGISTRY[name], OpCall(name, ())))
+    return out
+
+
+def _emits_call_with(op: Op, fn: Any, field: str, ins: list[Shape]) -> bool:
+    """Whether the op's emitter calls `fn` with its one attribute as a constant argument."""
+    try:
+        out = op.emit(op.attrs.model_validate({field: 0.5}), ins)
+    except Exception:  # noqa: BLE001 - an attribute that is not a number, an emitter needing other shapes
+        return False
+    return isinstance(out, FunctionCall) and out.fn is fn and out.args == (0.5,)
+
+
+def _same_result(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], op: Op, call: OpCall,
+                 ins: list[Shape]) -> bool:
+    """Whether the op's emitted form gives the call's result on random inputs of the call's shapes."""
+    import torch
+    import torch.fx as fx
+
+    torch.manual_seed(0)
+    xs = [torch.randn(2, *s) for s in _small(ins)]
+    try:
+        feed = iter([x.clone() for x in xs])
+        a, kw = fx.node.map_arg((args, kwargs), lambda n: next(feed))  # type: ignore[arg-type,return-value]
+        want = getattr(a[0], fn)(*a[1:], **kw) if isinstance(fn, str) else fn(*a, **kw)
+        out = emitted(op, call, ins)
+        got = _run_emitted(out, [x.clone() for x in xs])
+    except Exception:  # noqa: BLE001 - a candidate that cannot even run is not the op
+        return False
+    return isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape == want.shape and (
+        torch.equal(got, want) or torch.allclose(got, want, rtol=1e-6, atol=1e-6))
+
+
+def _small(ins: list[Shape]) -> list[Shape]:
+    """The shapes for a numeric check: C×H×W inputs of one H×W cut to at most 12×12 (the check stays cheap)."""
+    if ins and all(len(s) == 3 for s in ins) and len({s[1:] for s in ins}) == 1:
+        return [(s[0], min(s[1], 12), min(s[2], 12)) for s in ins]
+    return ins
+
+
+def _run_emitted(out: Any, xs: list[Any]) -> Any:
+    if isinstance(out, FunctionCall):
+        inputs = [xs] if out.pack else xs
+        return out.fn(*inputs, *out.args, **out.kwargs)
+    return out.eval()(*xs)
+
+
+def _consts_text(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    consts = [repr(a) for a in args if not _is_node(a)] + [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f" with arguments {', '.join(consts)}" if consts else ""
+
+
+def _bind(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name, the module's spelling (`ceil_mode`, `kernel_size`), inputs left out."""
+    try:
+        sig = inspect.signature(fn)
+        if any(p.kind is p.VAR_POSITIONAL for p in sig.parameters.values()):  # torch's boolean dispatch
+            import torch.nn.functional as F
+
+            sig = inspect.signature(getattr(F, "_" + fn.__name__))
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        named = dict(bound.arguments)
+    except (TypeError, ValueError, AttributeError):
+        named = dict(kwargs)
+    out = {k: v for k, v in named.items() if not _is_node(v)}
+    if out.get("stride") in (None, (), []):
+        out.pop("stride", None)  # F.max_pool2d's stride=None means the kernel size, as the module's default
+    return out
+
+
+def _is_node(value: Any) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_is_node(v) for v in value)
+    return type(value).__name__ == "Node"
+
+
+def _fn_name(fn: Any) -> str:
+    if isinstance(fn, str):
+        return f"the tensor method .{fn}()"
+    mod = getattr(fn, "__module__", None) or ""
+    return f"{mod}.{getattr(fn, '__name__', fn)}" if mod else str(getattr(fn, "__name__", fn))
+
+
+def _canonical() -> dict[Any, Any]:
+    """Spellings of one function: `torch.add` is `+`, `F.relu` is `torch.relu`."""
+    import torch
+    import torch.nn.functional as F
+
+    return {torch.add: operator.add, torch.mul: operator.mul, F.relu: torch.relu, torch.sigmoid: torch.sigmoid,
+            F.sigmoid: torch.sigmoid, F.tanh: torch.tanh, torch.concat: torch.cat, torch.concatenate: torch.cat,
+            operator.iadd: operator.add, operator.imul: operator.mul}
+
+
+class _Lazy(dict):
+    def get(self, key: Any, default: Any = None) -> Any:  # type: ignore[override]
+        if not self:
+            self.update(_canonical())
+        try:
+            return super().get(key, default)
+        except TypeError:  # an unhashable target
+            return default
+
+
+_CANONICAL = _Lazy()

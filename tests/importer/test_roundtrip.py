@@ -1,0 +1,76 @@
+"""Import, check, build, strict load, equal outputs: torchvision's networks and one written here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+
+from .common import code_lines, imported, on_meta, round_trip, same_keys_on_meta
+from .nets import TinyNet
+
+
+def test_a_hand_written_forward_round_trips_with_its_block_recovered():
+    torch.manual_seed(0)
+    net = TinyNet()
+    for m in net.modules():  # running statistics that are not the defaults, so that BN matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    text = round_trip(net, (3, 32, 32), "tiny")
+    assert "  branchy:\n" in text and "  conv_bn:\n" in text
+    assert "block1: branchy(8, 16)" in text and "block2: branchy(12, 4)" in text
+    assert "left: {from: input" not in text  # the first branch reads the block's input anyway
+    assert "add(input, proj)" in text
+
+
+@pytest.mark.slow
+def test_googlenet_is_one_inception_template_called_nine_times():
+    torch.manual_seed(0)
+    net = torchvision.models.googlenet(weights=None, init_weights=False)
+    text = round_trip(net, (3, 96, 96), "googlenet", train=True)
+    assert "  inception:\n" in text
+    assert "    params: [branch1, branch2_0, branch2_1, branch3_0, branch3_1, branch4_1]\n" in text
+    assert text.count(": inception(") == 9
+    assert "inception3a: inception(64, 96, 128, 16, 32, 32)" in text
+    assert "aux1: {from: inception4a, train_only: true, body: inception_aux}" in text
+    hand_written = (Path(__file__).resolve().parents[2] / "specs" / "googlenet.yaml").read_text()
+    assert code_lines(text) <= 1.5 * code_lines(hand_written)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])
+def test_small_torchvision_networks_round_trip(name):
+    torch.manual_seed(0)
+    round_trip(getattr(torchvision.models, name)(weights=None), (3, 64, 64), name)
+
+
+@pytest.mark.slow
+def test_inception_v3_round_trips_with_its_aux_head():
+    torch.manual_seed(0)
+    net = torchvision.models.inception_v3(weights=None, init_weights=False)
+    text = round_trip(net, (3, 299, 299), "inception_v3", train=True)
+    assert "Mixed_5b: inception_a(32)" in text and "Mixed_6e: inception_c(192)" in text
+
+
+@pytest.mark.slow
+def test_resnet50_on_the_meta_device_has_the_reference_keys_and_shapes():
+    text = same_keys_on_meta(on_meta(lambda: torchvision.models.resnet50(weights=None)), (3, 224, 224), "resnet50")
+    assert "params: 25557032" in text
+
+
+@pytest.mark.slow
+def test_blocks_that_lack_a_layer_share_the_template_with_a_flag():
+    torch.manual_seed(0)
+    text = round_trip(torchvision.models.resnet18(weights=None), (3, 64, 64), "resnet18")
+    assert "basic_block_2" not in text
+    assert "downsample: {when: $downsample, from: input" in text
+    assert 'layer2: ["basic_block(128, s=2, downsample=true)", basic_block(128)]' in text
+
+
+def test_expect_holds_the_parameter_count_and_output():
+    text, graph = imported(TinyNet(num_classes=7), (3, 32, 32), "tiny")
+    assert f"params: {sum(p.numel() for p in TinyNet(num_classes=7).parameters())}" in text
+    assert "output: [7]" in text
