@@ -17,7 +17,7 @@ from torch import fx
 from ..common import device_of
 from .calibrate import observe
 from .cast import cast_module
-from .int8 import Dequantize, QuantizedConv2d, Quantize, Requantize, quantize_int8
+from .int8 import Dequantize, Quantize, QuantizedConv2d, Requantize, quantize_int8
 from .support import DTYPES, TORCH_DTYPES, LowPrecisionError, check_supported
 
 __all__ = ["DTYPES", "Dequantize", "LowPrecisionError", "QuantizedConv2d", "Quantize", "Requantize",
@@ -31,8 +31,8 @@ def check_request(dtype: str, device: Any, calibrate: Iterable[Any] | None) -> N
     """Refuse, before any work, a dtype `device` cannot run or int8 without calibration batches."""
     check_supported(dtype, device)
     if dtype == "int8" and calibrate is None:
-        raise LowPrecisionError("calibration-needed", "int8 needs calibration batches to fix its scales",
-                                "pass calibrate= an iterable of input batches (archspec build: --calibrate N "
+        raise LowPrecisionError(code="calibration-needed", message="int8 needs calibration batches to fix its scales",
+                                hint="pass calibrate= an iterable of input batches (archspec build: --calibrate N "
                                 "draws N batches from the spec's input statistics; real data gives real accuracy)")
 
 

@@ -38,13 +38,14 @@ def observe(gm: fx.GraphModule, batches: Iterable[Any], device: torch.device) ->
         for batch in batches:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             if not isinstance(x, torch.Tensor):
-                raise LowPrecisionError("calibration-needed", f"a calibration batch is a {type(x).__name__}, not a "
-                                        "tensor", "pass an iterable of input tensors (or of (input, label) pairs)")
+                raise LowPrecisionError(code="calibration-needed",
+                                        message=f"a calibration batch is a {type(x).__name__}, not a tensor",
+                                        hint="pass an iterable of input tensors (or of (input, label) pairs)")
             recorder.run(x.to(device=device, dtype=torch.float32))
             count += 1
     if not count:
-        raise LowPrecisionError("calibration-needed", "no calibration batches were given",
-                                "pass calibrate= an iterable of input batches (real data gives real accuracy)")
+        raise LowPrecisionError(code="calibration-needed", message="no calibration batches were given",
+                                hint="pass calibrate= an iterable of input batches (real data gives real accuracy)")
     return ranges
 
 

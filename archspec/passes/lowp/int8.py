@@ -17,7 +17,7 @@ import torch
 from torch import fx, nn
 
 from ..common import absorb, add_module, bypass, conv_input_shapes, example_input, is_relu, set_module, sole_user
-from ..separable_maxpool import SeparableMaxPool2d, _pair
+from ..separable_maxpool import SeparableMaxPool2d, _pair, running_max
 from .calibrate import Range, qparams
 
 QParams = tuple[float, int]
@@ -62,6 +62,9 @@ class QuantizedConv2d(nn.Module):
     the ReLU runs inside the call, before the requantisation.
     """
 
+    exports_unpacked = True
+    """torch.export traces `reference`, never the packed weight (archspec.export checks this flag)."""
+
     def __init__(self, conv: nn.Conv2d, input_shape: torch.Size, x_q: QParams, out: QParams | None, relu: bool):
         super().__init__()
         w = conv.weight.detach().float()
@@ -97,14 +100,37 @@ class QuantizedConv2d(nn.Module):
         self._pack()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return self.reference(x)
         return torch.ops.onednn.qconv2d_pointwise(
             x, self.x_scale, self.x_zero_point, self.packed, self.w_scale, self.w_zero_point, self.bias,
             self.stride, self.padding, self.dilation, self.groups, self.out_scale, self.out_zero_point,
             self.out_dtype, self.attr, [], "")
 
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The same arithmetic in plain torch ops, on float values of the codes: what torch.export saves
+        (the packed weight is opaque to it); the int8 weights are kept, as int8."""
+        w = self.weight.float() * self.w_scale[:, None, None, None]
+        y = nn.functional.conv2d((x.float() - self.x_zero_point) * self.x_scale, w, self.bias, self.stride,
+                                 self.padding, self.dilation, self.groups)
+        if self.attr == "relu":
+            y = torch.relu(y)
+        if self.out_dtype is not None:
+            return y
+        return torch.clamp(torch.round(y * (1.0 / self.out_scale)) + self.out_zero_point, 0, 255).to(torch.uint8)
+
     def extra_repr(self) -> str:
         out = "float32" if self.out_dtype is not None else f"uint8 scale={self.out_scale:.4g}"
         return f"out_channels={self.weight.shape[0]}, stride={tuple(self.stride)}, post_op={self.attr}, out={out}"
+
+
+class MaxPoolCodes(SeparableMaxPool2d):
+    """A max pool of uint8 codes: always the two running maxima, under torch.export too (torch's own CPU
+    max pool refuses channels-last uint8 input)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return running_max(running_max(x, 3, kw, sw, pw, self.ceil_mode), 2, kh, sh, ph, self.ceil_mode)
 
 
 def _conv(gm: fx.GraphModule, node: fx.Node, shapes: dict[str, torch.Size]) -> nn.Conv2d | None:
@@ -192,8 +218,7 @@ class _Rewriter:
             if (conv := _conv(self.gm, node, self.shapes)) is not None:
                 self.conv(node, conv)
             elif (pool := _pool(self.gm, node)) is not None and node.args[0] in self.codes:
-                if not isinstance(pool, SeparableMaxPool2d):  # the separable form runs on any dtype
-                    set_module(self.gm, str(node.target), SeparableMaxPool2d(pool))  # type: ignore[arg-type]
+                set_module(self.gm, str(node.target), MaxPoolCodes(pool))  # type: ignore[arg-type]
                 self.codes[node] = self.codes[node.args[0]]
             elif _is_channel_cat(node) and any(src in self.codes for src in node.args[0]):
                 q = self.q_of(node)

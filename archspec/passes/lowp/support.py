@@ -24,28 +24,33 @@ class LowPrecisionError(ValueError):
 def check_supported(dtype: str, device: torch.device) -> None:
     """Raise `LowPrecisionError` where `device` cannot run `dtype` natively."""
     if dtype not in DTYPES:
-        raise LowPrecisionError("unsupported-dtype", f"unknown dtype '{dtype}'", f"choose one of {', '.join(DTYPES)}")
+        raise LowPrecisionError(code="unsupported-dtype", message=f"unknown dtype '{dtype}'",
+                                hint=f"choose one of {', '.join(DTYPES)}")
     if dtype == "fp32" or device.type == "meta":
         return
     if device.type == "cpu":
         _check_cpu(dtype)
     elif dtype == "int8":
-        raise LowPrecisionError("unsupported-dtype", f"int8 runs on the CPU only (oneDNN's VNNI kernels), not on "
-                                f"{device.type}", "use --dtype bf16 or fp16 on a GPU, or optimise on --device cpu")
+        raise LowPrecisionError(code="unsupported-dtype",
+                                message=f"int8 runs on the CPU only (oneDNN's VNNI kernels), not on {device.type}",
+                                hint="use --dtype bf16 or fp16 on a GPU, or optimise on --device cpu")
+
+
+NEEDS = {"bf16": "AVX-512 BF16 or AMX", "fp16": "AVX-512 FP16 or AMX-FP16", "int8": "AVX-512 VNNI or AVX-VNNI"}
 
 
 def _check_cpu(dtype: str) -> None:
     if not torch.backends.mkldnn.is_available():
-        raise LowPrecisionError("unsupported-dtype", f"{dtype} on the CPU needs torch built with oneDNN (mkldnn)",
-                                "install the torch wheels from pytorch.org, or stay in fp32")
+        raise LowPrecisionError(code="unsupported-dtype", message=f"{dtype} on the CPU needs torch built with oneDNN",
+                                hint="install the torch wheels from pytorch.org, or stay in fp32")
     native = {"bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported,
               "fp16": torch.ops.mkldnn._is_mkldnn_fp16_supported,
               "int8": cpu_has_vnni}[dtype]
     if not native():
-        need = {"bf16": "AVX-512 BF16 or AMX", "fp16": "AVX-512 FP16 or AMX-FP16", "int8": "AVX-512 VNNI or AVX-VNNI"}
-        raise LowPrecisionError("unsupported-dtype", f"this CPU has no native {dtype} arithmetic (it needs "
-                                f"{need[dtype]}); emulated, {dtype} would be slower than fp32",
-                                "leave out --dtype (fp32), or run on a CPU that has it")
+        raise LowPrecisionError(code="unsupported-dtype",
+                                message=f"this CPU has no native {dtype} arithmetic (it needs {NEEDS[dtype]}); "
+                                        f"emulated, {dtype} would be slower than fp32",
+                                hint="leave out --dtype (fp32), or run on a CPU that has it")
 
 
 def cpu_has_vnni() -> bool:
