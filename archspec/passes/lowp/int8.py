@@ -64,6 +64,10 @@ class QuantizedConv2d(nn.Module):
 
     exports_unpacked = True
     """torch.export traces `reference`, never the packed weight (archspec.export checks this flag)."""
+    weight: torch.Tensor
+    w_scale: torch.Tensor
+    w_zero_point: torch.Tensor
+    bias: torch.Tensor | None
 
     def __init__(self, conv: nn.Conv2d, input_shape: torch.Size, x_q: QParams, out: QParams | None, relu: bool):
         super().__init__()

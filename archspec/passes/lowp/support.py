@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 DTYPES = ("fp32", "bf16", "fp16", "int8")
@@ -43,9 +45,10 @@ def _check_cpu(dtype: str) -> None:
     if not torch.backends.mkldnn.is_available():
         raise LowPrecisionError(code="unsupported-dtype", message=f"{dtype} on the CPU needs torch built with oneDNN",
                                 hint="install the torch wheels from pytorch.org, or stay in fp32")
-    native = {"bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported,
-              "fp16": torch.ops.mkldnn._is_mkldnn_fp16_supported,
-              "int8": cpu_has_vnni}[dtype]
+    checks: dict[str, Callable[[], bool]] = {"bf16": torch.ops.mkldnn._is_mkldnn_bf16_supported,
+                                             "fp16": torch.ops.mkldnn._is_mkldnn_fp16_supported,
+                                             "int8": cpu_has_vnni}
+    native = checks[dtype]
     if not native():
         raise LowPrecisionError(code="unsupported-dtype",
                                 message=f"this CPU has no native {dtype} arithmetic (it needs {NEEDS[dtype]}); "
