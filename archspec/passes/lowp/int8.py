@@ -74,8 +74,8 @@ class QuantizedConv2d(nn.Module):
         w = conv.weight.detach().float()
         scale = w.abs().amax(dim=(1, 2, 3)) / 127.0
         scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-        self.register_buffer("weight", torch.clamp(torch.round(w / scale[:, None, None, None]), -127, 127)
-                             .to(torch.int8))
+        codes = torch.clamp(torch.round(w / scale[:, None, None, None]), -127, 127).to(torch.int8)
+        self.register_buffer("weight", codes.contiguous())  # plain layout: torch.export saves it whole
         self.register_buffer("w_scale", scale)
         self.register_buffer("w_zero_point", torch.zeros(len(scale), dtype=torch.int64))
         self.register_buffer("bias", conv.bias.detach().float().clone() if conv.bias is not None else None)
