@@ -50,7 +50,8 @@ class _Probe(fx.Interpreter):
 
     def __init__(self, gm: fx.GraphModule, dtype: torch.dtype):
         super().__init__(gm)
-        self.dtype, self.refused = dtype, []
+        self.dtype = dtype
+        self.refused: list[fx.Node] = []
 
     def run_node(self, n: fx.Node) -> Any:
         try:
