@@ -21,12 +21,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import Diagnostics, Location, did_you_mean
-from .expr import ChannelsLastShape, Expr, ExprError, Lit, Name, Shape, Var, evaluate, variables
+from .expr import ChannelsLastShape, Expr, ExprError, Lit, Name, Shape, TokensShape, Var, evaluate, variables
 from .graph import Resolver
 from .ir import INPUT, Network, Node, Ref, Scope, ScopeKind, Source, join, parent
 from .ops import REGISTRY, Op, ShapeError
 from .ops.common import fmt_shape
-from .ops.registry import ChannelsLast
+from .ops.registry import ChannelsLast, Tokens
 from .spec import ITEM_PATTERN, BlockDef, CallLayer, Construct, HeadDef, Layer, Pattern, SeqLayer, Spec
 from .validate import RESERVED_NAMES
 
@@ -682,6 +682,8 @@ class _Expander:
                              "a shape rule before it failed", loc=layer.loc, path=path or None,
                              hint="fix the fault reported for that node first")
             return _EVAL_FAILED
+        if isinstance(shape, Tokens):
+            return TokensShape(shape)
         return ChannelsLastShape(shape) if isinstance(shape, ChannelsLast) else Shape(shape)
 
     def node_shape(self, name: str) -> tuple[int, ...] | None:

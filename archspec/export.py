@@ -94,26 +94,7 @@ def _write_python(module: Any, typed: TypedGraph, path: str) -> None:
         if exc.name != "archspec.backends.python_source":
             raise
         raise ExportError("this archspec has no Python source emitter (archspec.backends.python_source)") from None
-    _refuse_plugin_ops_without_source(typed)
     Path(path).write_text(emit_python(typed), encoding="utf-8")
-
-
-def _refuse_plugin_ops_without_source(typed: TypedGraph) -> None:
-    """A located error at each node whose op a plugin registered without a Python-source form (`Op.source`)."""
-    from .errors import Diagnostic, SpecError
-    from .ops import REGISTRY
-    from .plugins import owner_of
-
-    uses: dict[str, list[str]] = {}
-    for name, node in typed.net.nodes.items():
-        if owner_of(node.op) is not None and getattr(REGISTRY[node.op], "source", None) is None:
-            uses.setdefault(node.op, []).append(name)
-    faults = [Diagnostic("no-python-source", f"op '{op}' has no Python-source form, so the network cannot be written "
-                         "as a .py file", loc=typed.net.nodes[paths[0]].loc, path=paths[0], also=paths[1:],
-                         hint=f"write it as .pt, .pt2 or .onnx, or give the op a `source` in plugin '{owner_of(op)}'")
-              for op, paths in uses.items()]
-    if faults:
-        raise SpecError(faults, typed.net.sources)
 
 
 FORMATS: dict[str, Format] = {f.suffix: f for f in [

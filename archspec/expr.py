@@ -173,6 +173,13 @@ class ChannelsLastShape(Shape):
     FIELDS = {3: "hwc", 1: "f"}
 
 
+class TokensShape(Shape):
+    """`$in` of a token sequence (L×D): `.l` is the number of tokens, `.d` their width."""
+
+    __slots__ = ()
+    FIELDS = {2: "ld"}
+
+
 _TOKEN = re.compile(
     r"""(?P<ws>\s+)
       | (?P<num>(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?)

@@ -146,6 +146,8 @@ def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_sh
     hint = exc.hint
     if exc.code == "input-too-small":
         hint = _smallest_hint(graph, input_shape) + _head_switch(graph, node.head)
+    elif exc.code == "indivisible-size":  # a size the input does not divide: say which input works
+        hint = f"{exc.hint}; {_smallest_hint(graph, input_shape)}" if exc.hint else _smallest_hint(graph, input_shape)
     notes = [(node.origin, f"{node.op} written here")] if node.origin and node.origin != node.loc else []
     found = exc.found if exc.found is not None else ", ".join(fmt_shape(s) for s in ins)
     diags.error(exc.code, exc.message, loc=node.loc, path=name, expected=exc.expected, found=found, hint=hint,

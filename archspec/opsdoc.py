@@ -20,12 +20,14 @@ from .ops.registry import field_aliases, spec_value
 SECTIONS = {
     "conv": "Convolution",
     "linear": "Fully connected",
+    "attention": "Attention",
     "pool": "Pooling",
     "norm": "Normalisation",
     "act": "Activations and scaling",
     "merge": "Merges",
     "reshape": "Reshaping",
     "regularize": "Regularisation",
+    "tokens": "Tokens",
 }
 """Section titles by op kind, in the order of the page; other kinds follow, titled by their name."""
 
@@ -44,7 +46,11 @@ pair, `[h, w]`, may also be one number for both.
 Shapes leave the batch out: C×H×W, or F for a flat tensor. After
 `permute([0, 2, 3, 1])` an image tensor is channels-last, H×W×C: ops over the
 last axis (`layernorm`, `linear`, `layer_scale`, activations) take it, convs and
-pools refuse it until `permute([0, 3, 1, 2])` puts the channels first again.
+pools refuse it until `permute([0, 3, 1, 2])` puts the channels first again;
+Swin's `window_attention` and `patch_gather` take only H×W×C.
+A token sequence L×D (after `to_tokens`, a Vision Transformer's) has its
+channels last too: the same ops take it, and the token ops (`class_token`,
+`pos_embedding`, `self_attention`, `select_token`, `mean_tokens`) take nothing else.
 Ops marked *1 or more* inputs read the names given to them: `concat(b1, b2, b3)`,
 `add(x, input)`. Ops have one output: a split is one node per part, each reading
 the same input (`chunk(2, 0)`, `chunk(2, 1)`).

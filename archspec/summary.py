@@ -23,11 +23,11 @@ from .infer import TypedGraph
 from .ir import Scope
 from .ops import REGISTRY
 from .ops.common import fmt_shape, fmt_window
-from .ops.registry import channels_last
+from .ops.registry import channels_last, tokens
 from .table import Column, Table, fmt_bytes, fmt_int
 
 BYTES_PER_ELEMENT = 4  # float32
-WEIGHT_KINDS = ("conv", "linear")
+WEIGHT_KINDS = ("conv", "linear", "attention")
 PAPER_KINDS = ("conv", "pool", "linear", "regularize", "merge")
 """Top-level op kinds that get a row in the paper view even without parameters."""
 PAPER_TYPES = {"conv": "convolution", "maxpool": "max pool", "avgpool": "avg pool",
@@ -217,7 +217,10 @@ def patch(typed: TypedGraph, names: list[str]) -> str:
 
 
 def paper_size(shape: tuple[int, ...]) -> str:
-    """H×W×C as the paper prints it (a channels-last shape already is); a flat F is shown as 1×1×F."""
+    """H×W×C as the paper prints it (a channels-last shape already is); a flat F is shown as 1×1×F, tokens
+    as L×D."""
+    if tokens(shape):
+        return "×".join(map(str, shape))
     if len(shape) != 3:
         return f"1×1×{math.prod(shape)}"
     return "×".join(map(str, shape)) if channels_last(shape) else f"{shape[1]}×{shape[2]}×{shape[0]}"

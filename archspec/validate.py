@@ -174,7 +174,7 @@ class _Validator:
         if not any(k in raw for k in _SPEC_ONLY_KEYS):
             self.diags.error("missing-field", "missing required key 'body': this file is a library (blocks and "
                              "vars only), to be imported by a spec, not built", loc=self.src.loc(()),
-                             hint="import it from a spec: import: " + Path(self.src.file).name)
+                             hint=_import_hint(Path(self.src.file)))
         else:
             for key in ("name", "input", "body"):
                 if key not in raw:
@@ -669,3 +669,10 @@ def _or(words: list[str]) -> str:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _import_hint(library: Path) -> str:
+    """How a spec imports `library`: by its path relative to the spec (from the folder above: `families/x.yaml`)."""
+    here = library.resolve()
+    return (f"import it from a spec, by its path relative to that spec: from a spec in {here.parent.parent.name}/, "
+            f"write `import: {here.parent.name}/{here.name}`; from one beside it, `import: {here.name}`")

@@ -1,6 +1,7 @@
 """What each pass pays: the optimised module with growing sets of passes, side by side in one process.
 
     python benchmarks/bench_passes.py                      # GoogLeNet and Inception v3, CPU, batch 8
+    python benchmarks/bench_passes.py --specs resnet50,mobilenet_v2,efficientnet_b0
     python benchmarks/bench_passes.py --device cuda --batch 64
 
 Every variant runs once per round, in rotating order, on the same input; the table gives the
@@ -13,6 +14,7 @@ import argparse
 import statistics
 import time
 from typing import Any
+from unittest import mock
 
 import torch
 
@@ -27,12 +29,23 @@ VARIANTS: dict[str, list[str] | None] = {
     "fold": FOLD,
     "fold + channels_last": FOLD + ["channels_last"],
     "fold + merge_siblings + channels_last": FOLD + ["merge_siblings", "channels_last"],
-    "fold + fuse_conv_relu (NCHW)": FOLD + ["fuse_conv_relu"],
-    "fold + channels_last + fuse_conv_relu": FOLD + ["channels_last", "fuse_conv_relu"],
-    "fold + channels_last + fuse_conv_relu + separable_maxpool": FOLD + ["channels_last", "fuse_conv_relu",
+    "fold + fuse_conv (NCHW)": FOLD + ["fuse_conv"],
+    "fold + channels_last + fuse_conv, packing only (no post-ops)": FOLD + ["channels_last", "fuse_conv"],
+    "fold + channels_last + fuse_conv": FOLD + ["channels_last", "fuse_conv"],
+    "fold + channels_last + fuse_conv + separable_maxpool": FOLD + ["channels_last", "fuse_conv",
                                                                         "separable_maxpool"],
-    "every pass": FOLD + ["merge_siblings", "channels_last", "fuse_conv_relu", "separable_maxpool"],
+    "every pass": FOLD + ["merge_siblings", "channels_last", "fuse_conv", "separable_maxpool"],
 }
+
+
+def variant(name: str, module: torch.nn.Module, passes: list[str], batch: int) -> torch.nn.Module:
+    """The module optimised with `passes`; for the "packing only" variant, `fuse_conv` finds no post-ops,
+    so that what the fused activations and residual adds pay is measured apart from the packing."""
+    if "packing only" not in name:
+        return optimize(module, passes, batch=batch)
+    with mock.patch("archspec.passes.fuse_conv.post_op", lambda gm, node: None), \
+            mock.patch("archspec.passes.fuse_conv._residual_add", lambda node, conv: None):
+        return optimize(module, passes, batch=batch)
 
 
 def rounds(models: dict[str, Any], x: torch.Tensor, repeat: int, warmup: int) -> dict[str, list[float]]:
@@ -60,7 +73,7 @@ def main() -> None:
     args = p.parse_args()
     for spec in args.specs.split(","):
         module = archspec.build(SPECS / f"{spec}.yaml", device=args.device).eval()
-        models = {name: module if passes is None else optimize(module, passes, batch=args.batch)
+        models = {name: module if passes is None else variant(name, module, passes, args.batch)
                   for name, passes in VARIANTS.items()}
         x = torch.randn(args.batch, *module.typed.input_shape, device=args.device)
         times = rounds(models, x, args.repeat, args.warmup)

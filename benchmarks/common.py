@@ -19,7 +19,7 @@ def _torchvision(name: str, **kw: Any) -> Callable[[], torch.nn.Module]:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return getattr(torchvision.models, name)(weights=None, init_weights=True, transform_input=False, **kw)
+            return getattr(torchvision.models, name)(weights=None, **kw)
     return make
 
 
@@ -33,10 +33,17 @@ def _timm(name: str) -> Callable[[], torch.nn.Module]:
 
 # spec name -> (reference label, constructor, input size)
 REFERENCES: dict[str, tuple[str, Callable[[], torch.nn.Module], int]] = {
-    "googlenet": ("torchvision googlenet", _torchvision("googlenet", aux_logits=True), 224),
-    "inception_v3": ("torchvision inception_v3", _torchvision("inception_v3", aux_logits=True), 299),
+    "googlenet": ("torchvision googlenet", _torchvision("googlenet", aux_logits=True, init_weights=True,
+                                                         transform_input=False), 224),
+    "inception_v3": ("torchvision inception_v3", _torchvision("inception_v3", aux_logits=True, init_weights=True,
+                                                               transform_input=False), 299),
     "inception_v4": ("timm inception_v4", _timm("inception_v4"), 299),
     "inception_resnet_v2": ("timm inception_resnet_v2", _timm("inception_resnet_v2"), 299),
+    "resnet50": ("torchvision resnet50", _torchvision("resnet50"), 224),
+    "mobilenet_v2": ("torchvision mobilenet_v2", _torchvision("mobilenet_v2"), 224),
+    "efficientnet_b0": ("torchvision efficientnet_b0", _torchvision("efficientnet_b0"), 224),
+    "vit_b_16": ("torchvision vit_b_16", _torchvision("vit_b_16"), 224),
+    "swin_t": ("torchvision swin_t", _torchvision("swin_t"), 224),
 }
 
 

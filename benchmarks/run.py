@@ -2,6 +2,8 @@
 
     python benchmarks/run.py                       # GoogLeNet and Inception v3, CPU fp32, batch 8 and 1
     python benchmarks/run.py --all                 # also Inception v4 and Inception-ResNet v2
+    python benchmarks/run.py --cnn                 # also ResNet-50, MobileNetV2 and EfficientNet-B0
+    python benchmarks/run.py --transformers        # also ViT-B/16 and Swin-T
     python benchmarks/run.py --quick               # a smoke run: few repeats, numbers not to quote
     python benchmarks/run.py --device cuda --dtype bf16 --cuda-graphs
     python benchmarks/run.py --lowp                # also archspec bf16 and int8, ONNX Runtime int8 (lowp.py)
@@ -53,19 +55,29 @@ from common import REFERENCES, SPECS, table
 HERE = Path(__file__).resolve().parent
 DEFAULT_SPECS = ("googlenet", "inception_v3")
 MORE_SPECS = ("inception_v4", "inception_resnet_v2")
+CNN_SPECS = ("resnet50", "mobilenet_v2", "efficientnet_b0")
+TRANSFORMER_SPECS = ("vit_b_16", "swin_t")
 TOLERANCE = 1e-4
 REF, ORT, OURS, OPT = "reference eager", "ONNX Runtime", "archspec", "archspec optimised"
 REF_C, REF_CF = "reference torch.compile", "reference torch.compile, frozen"
 OPT_C, OPT_CF = "archspec optimised torch.compile", "archspec optimised torch.compile, frozen"
 COMPILED = (REF_C, REF_CF, OPT_C, OPT_CF)
 FROZEN = (REF_CF, OPT_CF)
-TARGETS = [  # (what, faster, than, at least): the issue's targets, CPU fp32 batch 8, GoogLeNet and Inception v3
+INCEPTION_TARGETS = [  # (what, faster, than, at least): CPU fp32 batch 8
     (f"{OPT} ≥ 1.0× {ORT}", OPT, ORT, 1.0),
     (f"{OPT} ≥ 2.5× {REF}", OPT, REF, 2.5),
     (f"{OPT_C} ≥ 1.2× {REF_C}", OPT_C, REF_C, 1.2),
     (f"{OPT_CF} ≥ 1.2× {REF_CF}", OPT_CF, REF_CF, 1.2),
 ]
-TARGET_SPECS, TARGET_BATCH = ("googlenet", "inception_v3"), 8
+CNN_TARGETS = [
+    (f"{OPT} ≥ 1.0× {ORT}", OPT, ORT, 1.0),
+    (f"{OPT} ≥ 2.0× {REF}", OPT, REF, 2.0),
+]
+TRANSFORMER_TARGETS = [(f"{OPT} ≥ 1.0× {ORT}", OPT, ORT, 1.0)]
+TARGETS = {"googlenet": INCEPTION_TARGETS, "inception_v3": INCEPTION_TARGETS,
+           **{spec: CNN_TARGETS for spec in CNN_SPECS}, **{spec: TRANSFORMER_TARGETS for spec in TRANSFORMER_SPECS}}
+"""The targets set for each network (CPU fp32, batch TARGET_BATCH)."""
+TARGET_BATCH = 8
 CHECK_TARGET_BLOCKS, CHECK_TARGET_S = 5000, 2.0
 
 
@@ -73,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--specs", default=",".join(DEFAULT_SPECS), help="comma-separated spec names (default: %(default)s)")
     p.add_argument("--all", action="store_true", help=f"add {' and '.join(MORE_SPECS)}")
+    p.add_argument("--cnn", action="store_true", help=f"add {', '.join(CNN_SPECS)}")
+    p.add_argument("--transformers", action="store_true", help=f"add {', '.join(TRANSFORMER_SPECS)}")
     p.add_argument("--batches", default="8,1", help="comma-separated batch sizes (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=15, help="timed rounds (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed rounds first (default: %(default)s)")
@@ -92,7 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.repeat, args.warmup = 3, 1
-    args.spec_names = [s.strip() for s in args.specs.split(",") if s.strip()] + (list(MORE_SPECS) if args.all else [])
+    args.spec_names = [s.strip() for s in args.specs.split(",") if s.strip()] + (list(MORE_SPECS) if args.all else []) \
+        + (list(CNN_SPECS) if args.cnn else []) + (list(TRANSFORMER_SPECS) if args.transformers else [])
     unknown = [s for s in args.spec_names if s not in REFERENCES]
     if unknown:
         p.error(f"no reference for {', '.join(unknown)}; known: {', '.join(REFERENCES)}")
@@ -277,11 +292,11 @@ def _x(v: float | None) -> str:
 def target_rows(results: dict[tuple[str, int], dict[str, list[float]]], args: argparse.Namespace) -> list[list[str]]:
     """The issue's targets next to what this run measured: met, or missed by how much."""
     rows = []
-    for spec in TARGET_SPECS:
+    for spec, goals in TARGETS.items():
         times = results.get((spec, TARGET_BATCH))
         if times is None:
             continue
-        for what, way, base, goal in TARGETS:
+        for what, way, base, goal in goals:
             got = speedup(times, way, base)
             status = "not measured" if got is None else "met" if got >= goal else f"missed by {1 - got / goal:.0%}"
             rows.append([spec, what, _x(got), status])

@@ -18,7 +18,7 @@ SPEC_FILES = sorted(SPECS.glob("*.yaml"))
 """Every network spec (the libraries they import, under specs/families/, are not networks)."""
 INCEPTION_FAMILY = ("bn_inception", "googlenet", "googlenet_cifar", "googlenet_paper", "inception_mini",
                     "inception_resnet_v2", "inception_v3", "inception_v4")
-SMALL_OF_EACH_FAMILY = ("convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "mnasnet0_5",
+SMALL_OF_EACH_FAMILY = ("convnext_tiny", "swin_t", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "mnasnet0_5",
                         "mobilenet_v2", "mobilenet_v3_small", "regnet_x_400mf", "regnet_y_400mf", "resnet18",
                         "resnext50_32x4d", "shufflenet_v2_x0_5", "squeezenet1_1")
 REPRESENTATIVE_SPECS = [p for p in SPEC_FILES if p.stem in INCEPTION_FAMILY + SMALL_OF_EACH_FAMILY]

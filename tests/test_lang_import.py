@@ -139,6 +139,7 @@ def test_a_library_alone_is_not_built():
         archspec.compile(FIXTURES / "resnet_lib.yaml")
     (d,) = info.value.diagnostics
     assert d.code == "missing-field" and "library" in d.message
+    assert d.hint and "`import: resnet_lib.yaml`" in d.hint and "/resnet_lib.yaml`" in d.hint  # as a spec writes it
 
 
 def test_python_source_of_the_imported_resnet_round_trips(resnet18: Path):

@@ -43,8 +43,10 @@ def test_estimate_equals_the_bytes_of_the_built_module(spec: Path):
     assert est.total == sum(t.numel() * t.element_size() for t in module.state_dict().values())
     per_node: dict[str, int] = {}
     for key, t in module.state_dict().items():
-        node = key.replace(".", "/")  # a block's own learned tensor (ConvNeXt's layer_scale) is its node's key
-        node = node if node in est.nodes else key.rsplit(".", 1)[0].replace(".", "/")
+        # the longest node path the key starts with: a block's own learned tensor (ConvNeXt's layer_scale) is
+        # its node's key, and an op's module may hold submodules (partition_attention's `to_qkv.weight`)
+        parts = key.split(".")
+        node = next("/".join(parts[:n]) for n in range(len(parts), 0, -1) if "/".join(parts[:n]) in est.nodes)
         per_node[node] = per_node.get(node, 0) + t.numel() * t.element_size()
     assert {k: v for k, v in est.nodes.items() if v} == per_node
 

@@ -47,8 +47,8 @@ SET = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                    help="Override a spec variable, or the input shape: --set num_classes=10 --set input=[3,299,299].")
 
 
-PASS_NAMES = ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last", "fuse_conv_relu",
-              "separable_maxpool")
+PASS_NAMES = ("remove_dropout", "sdpa_attention", "fold_bn", "fold_scale", "merge_siblings", "channels_last",
+              "fuse_conv", "separable_maxpool")
 """archspec.passes.pass_names(), written out so that `--help` needs no torch (a test keeps the two equal)."""
 
 

@@ -12,12 +12,23 @@ from typing import Annotated
 from pydantic import AliasChoices, Field
 
 from .common import NonNeg, Pos, fmt_shape
-from .registry import Attrs, FunctionCall, Op, Shape, ShapeError, SourceArgs, SourceForm, channels_last, register
+from .registry import (
+    Attrs,
+    FunctionCall,
+    Op,
+    Shape,
+    ShapeError,
+    SourceArgs,
+    SourceForm,
+    channels_last,
+    register,
+    tokens,
+)
 from .source import helper, required
 
 
 def _channels(name: str, shape: Shape) -> int:
-    if channels_last(shape) or not shape:
+    if channels_last(shape) or tokens(shape) or not shape:
         raise ShapeError(f"{name} works on the channels of C×H×W (or F)", expected="C×H×W or F",
                          found=fmt_shape(shape), hint="permute a channels-last tensor back first")
     return shape[0]

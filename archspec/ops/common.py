@@ -11,7 +11,7 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import BeforeValidator, Field
 
-from .registry import Shape, ShapeError, channels_last
+from .registry import Shape, ShapeError, channels_last, tokens
 
 MAX_SIZE = 2**31 - 1
 """The largest size an op attribute may give (a channel count, a kernel size, a padding): torch's int32 limit."""
@@ -56,10 +56,11 @@ def same_shape(a: object, ins: list[Shape]) -> Shape:
 
 
 def fmt_shape(shape: Shape | None) -> str:
-    """`64×56×56`; a channels-last shape says so: `56×56×64 (H×W×C)`."""
+    """`64×56×56`; a channels-last shape says so: `56×56×64 (H×W×C)`, and tokens: `197×768 (tokens)`."""
     if shape is None:
         return "?"
-    return "×".join(str(d) for d in shape) + (" (H×W×C)" if channels_last(shape) else "")
+    mark = " (H×W×C)" if channels_last(shape) else " (tokens)" if tokens(shape) else ""
+    return "×".join(str(d) for d in shape) + mark
 
 
 def fmt_window(k: tuple[int, int], s: tuple[int, int]) -> str:
@@ -72,6 +73,10 @@ def fmt_pair(p: tuple[int, int], sep: str = "×") -> str:
 
 
 def need_chw(name: str, shape: Shape) -> tuple[int, int, int]:
+    if tokens(shape):
+        raise ShapeError(f"{name} needs a C×H×W input, not a token sequence", expected="C×H×W",
+                         found=fmt_shape(shape),
+                         hint="tokens have no H×W: spatial ops go before `to_tokens`")
     if channels_last(shape):
         raise ShapeError(f"{name} needs a channels-first C×H×W input", expected="C×H×W", found=fmt_shape(shape),
                          hint="this tensor has its channels last: put `permute([0, 3, 1, 2])` before it")

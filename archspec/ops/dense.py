@@ -12,7 +12,6 @@ from .registry import (
     IDENTITY,
     SOURCE_IDENTITY,
     Attrs,
-    ChannelsLast,
     FunctionCall,
     NoAttrs,
     Op,
@@ -23,6 +22,8 @@ from .registry import (
     channel_count,
     channels_last,
     register,
+    relayout,
+    tokens,
 )
 from .source import call, ctor, helper, required, times
 
@@ -34,12 +35,13 @@ class LinearAttrs(Attrs):
 
 def _linear_infer(a: LinearAttrs, ins: list[Shape]) -> Shape:
     """F → `out`; H×W×C (channels last) → H×W×`out`, the same layer at every position (ConvNeXt's
-    pointwise linear). Refuses a channels-first C×H×W input (flatten it, or permute it to H×W×C)."""
+    pointwise linear); L×D tokens → L×`out`, the same layer for every token. Refuses a channels-first
+    C×H×W input (flatten it, or permute it to H×W×C)."""
     shape = ins[0]
-    if channels_last(shape):
-        return ChannelsLast((*shape[:-1], a.out))
+    if channels_last(shape) or tokens(shape):
+        return relayout(shape, (*shape[:-1], a.out))
     if len(shape) != 1:
-        raise ShapeError("linear needs a flat input or a channels-last one", expected="F, or H×W×C",
+        raise ShapeError("linear needs a flat input, a channels-last one or tokens", expected="F, H×W×C or L×D",
                          found=fmt_shape(shape),
                          hint="add `flatten` before the linear layer, or `permute([0, 2, 3, 1])` for a linear "
                               "over the channels at each position")
@@ -47,7 +49,7 @@ def _linear_infer(a: LinearAttrs, ins: list[Shape]) -> Shape:
 
 
 def _positions(ins: list[Shape]) -> int:
-    """How many times a layer over the last axis is applied: 1 for F, H·W for H×W×C."""
+    """How many times a layer over the last axis is applied: 1 for F, H·W for H×W×C, L for L×D."""
     return prod(ins[0][:-1])
 
 
@@ -68,8 +70,8 @@ register(Op(
     macs=lambda a, ins, out: _positions(ins) * ins[0][-1] * a.out,
     weights=lambda a, ins, out: ins[0][-1] * a.out,
     label=lambda a: f"linear {a.out}", source=_linear_source, torch_modules=("Linear",),
-    doc="Fully connected layer over the last axis: of a flat input, or of a channels-last H×W×C one at "
-        "every position. `in_features` is inferred.",
+    doc="Fully connected layer over the last axis: of a flat input, of a channels-last H×W×C one at "
+        "every position, or of every token of L×D. `in_features` is inferred.",
 ))
 
 

@@ -22,6 +22,7 @@ from .registry import (
     channel_count,
     channels_last,
     register,
+    tokens,
 )
 
 
@@ -30,15 +31,16 @@ class LayerScaleAttrs(Attrs):
 
 
 def _param_shape(shape: Shape) -> tuple[int, ...]:
-    """(C, 1, 1) for C×H×W, broadcasting over H×W; (C,) for H×W×C and F."""
+    """(C, 1, 1) for C×H×W, broadcasting over H×W; (C,) for H×W×C, L×D and F."""
     c = channel_count(shape) or 0
     return (c, 1, 1) if len(shape) == 3 and not channels_last(shape) else (c,)
 
 
 def _infer(a: LayerScaleAttrs, ins: list[Shape]) -> Shape:
-    """C×H×W → C×H×W, times a learned C×1×1; H×W×C → H×W×C and F → F, times a learned (C,) or (F,)."""
-    if len(ins[0]) not in (1, 3):
-        raise ShapeError("layer_scale needs C×H×W, H×W×C or F", expected="C×H×W, H×W×C or F",
+    """C×H×W → C×H×W, times a learned C×1×1; H×W×C → H×W×C, L×D → L×D and F → F, times a learned (C,),
+    (D,) or (F,)."""
+    if len(ins[0]) not in (1, 3) and not tokens(ins[0]):
+        raise ShapeError("layer_scale needs C×H×W, H×W×C, L×D or F", expected="C×H×W, H×W×C, L×D or F",
                          found=fmt_shape(ins[0]))
     return ins[0]
 

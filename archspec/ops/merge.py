@@ -10,7 +10,6 @@ from pydantic import Field
 from .common import fmt_shape, same_shape
 from .registry import (
     Attrs,
-    ChannelsLast,
     FunctionCall,
     NoAttrs,
     Op,
@@ -19,7 +18,10 @@ from .registry import (
     SourceArgs,
     SourceForm,
     channels_last,
+    layout,
     register,
+    relayout,
+    tokens,
 )
 from .source import plus
 
@@ -30,8 +32,8 @@ def _shapes(ins: list[Shape]) -> str:
 
 def _concat_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
     """C₁×H×W, C₂×H×W, … → (C₁ + C₂ + …)×H×W; flat F₁, F₂, … → F₁ + F₂ + ….
-    Refuses inputs that differ in rank or in H×W, and channels-last inputs."""
-    if any(channels_last(s) for s in ins):
+    Refuses inputs that differ in rank or in H×W, and channels-last or token inputs."""
+    if any(channels_last(s) or tokens(s) for s in ins):
         raise ShapeError("concat joins the channels of C×H×W (or flat) inputs", expected="channels-first inputs",
                          found=_shapes(ins), hint="permute the channels-last inputs back with `permute([0, 3, 1, 2])`")
     rank = len(ins[0])
@@ -67,8 +69,8 @@ register(Op(
 def broadcast(name: str, ins: list[Shape]) -> Shape:
     """The shape of an element-wise result by torch's broadcasting rule, for inputs of one rank and layout:
     each size equal across the inputs, or 1 (stretched to the others)."""
-    if len({channels_last(s) for s in ins}) > 1:
-        raise ShapeError(f"{name} inputs differ in layout", expected="all channels-first or all channels-last",
+    if len({layout(s) for s in ins}) > 1:
+        raise ShapeError(f"{name} inputs differ in layout", expected="inputs of one layout (C×H×W, H×W×C or L×D)",
                          found=_shapes(ins), hint="permute one of them first")
     rank = len(ins[0])
     if any(len(s) != rank for s in ins):
@@ -82,7 +84,7 @@ def broadcast(name: str, ins: list[Shape]) -> Shape:
             raise ShapeError(f"{name} inputs differ in shape", expected=f"equal sizes, or 1, along axis {axis + 1}",
                              found=_shapes(ins))
         out.append(big.pop() if big else 1)
-    return ChannelsLast(out) if channels_last(ins[0]) else tuple(out)
+    return relayout(ins[0], out)
 
 
 def sum_all(*xs: Any) -> Any:

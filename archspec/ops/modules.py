@@ -52,3 +52,92 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Interleave the channels of `groups` equal groups: N×(g·k)×H×W viewed as g×k, transposed to k×g."""
     return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
+
+class PartitionAttention(nn.Module):
+    """Multi-head self-attention within groups of size×size tokens of N×H×W×C, with a learned bias per
+    relative position and head; N×H×W×C out.
+
+    `mode="block"`: the groups are the size×size windows of adjacent positions; `mode="grid"`: a size×size
+    grid of positions H/size and W/size apart (so the groups are dilated windows spanning the map).
+    Keys: `to_qkv` (C → 3C: queries, keys, values, each split in heads of `head_dim`), `merge` (C → C),
+    `relative_position_bias_table` ((2·size − 1)² × heads) and the buffer `relative_position_index`
+    (T×T, T = size²), which picks the table's row for each pair of tokens.
+    """
+
+    relative_position_index: torch.Tensor
+
+    def __init__(self, dim: int, size: int, head_dim: int, mode: str = "block", scale: float | None = None) -> None:
+        super().__init__()
+        if dim % head_dim:
+            raise ValueError(f"{dim} channels do not split into heads of {head_dim}")
+        if mode not in ("block", "grid"):
+            raise ValueError(f"mode must be 'block' or 'grid', not {mode!r}")
+        self.size, self.mode, self.heads = size, mode, dim // head_dim
+        self.scale = head_dim**-0.5 if scale is None else scale
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+        self.merge = nn.Linear(dim, dim)
+        span = 2 * size - 1
+        self.relative_position_bias_table = nn.Parameter(torch.empty(span * span, self.heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        row = torch.arange(size).repeat_interleave(size)  # token t = (row, col), t = row · size + col
+        col = torch.arange(size).repeat(size)
+        index = (row[:, None] - row[None, :] + size - 1) * span + (col[:, None] - col[None, :] + size - 1)
+        self.register_buffer("relative_position_index", index)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, h, w, c = x.shape
+        s = self.size
+        if self.mode == "grid":  # (n, i, a, j, b, c): position (i · h/s + a, j · w/s + b); group (a, b)
+            x = x.reshape(n, s, h // s, s, w // s, c).permute(0, 2, 4, 1, 3, 5)
+        else:  # (n, a, i, b, j, c): position (a · s + i, b · s + j); group (a, b)
+            x = x.reshape(n, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5)
+        tokens = x.reshape(-1, s * s, c)
+        q, k, v = self.to_qkv(tokens).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)
+        bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=self.scale)
+        y = self.merge(y.transpose(1, 2).flatten(2)).reshape(n, h // s, w // s, s, s, c)
+        y = y.permute(0, 3, 1, 4, 2, 5) if self.mode == "grid" else y.permute(0, 1, 3, 2, 4, 5)
+        return y.reshape(n, h, w, c)
+
+
+def to_tokens(x: torch.Tensor) -> torch.Tensor:
+    """N×D×H×W → N×(H·W)×D: each position a token, in row-major order (a ViT's patch embedding)."""
+    return x.flatten(2).transpose(1, 2)
+
+
+def prepend_token(x: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """N×L×D and a learned 1×1×D token → N×(L+1)×D, the token first (a ViT's class token)."""
+    return torch.cat([token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class SelfAttention(nn.MultiheadAttention):
+    """Multi-head self-attention over N×L×D: `nn.MultiheadAttention` (batch first) reading x as query, key
+    and value and returning the attended tokens alone, so its parameters are torch's own
+    (`in_proj_weight`, `in_proj_bias`, `out_proj.weight`, `out_proj.bias`)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        if dim % heads:
+            raise ValueError(f"width {dim} does not split into {heads} heads")
+        super().__init__(dim, heads, dropout=dropout, bias=bias, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return super().forward(x, x, x, need_weights=False)[0]
+
+
+class SDPAttention(nn.Module):
+    """The computation of `SelfAttention` through `F.scaled_dot_product_attention`, over the same tensors
+    (`in_proj_weight`, `in_proj_bias`, `out_proj`): one fused kernel instead of explicit softmax(QKᵀ)V."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim)) if bias else None
+        self.out_proj = nn.Linear(dim, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, dim = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(n, length, 3, self.heads, dim // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(y.transpose(1, 2).reshape(n, length, dim))

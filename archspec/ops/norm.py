@@ -7,7 +7,18 @@ from typing import Annotated
 from pydantic import Field
 
 from .common import Pos, fmt_shape, need_chw
-from .registry import Attrs, Op, Shape, ShapeError, SourceArgs, SourceForm, channel_count, channels_last, register
+from .registry import (
+    Attrs,
+    Op,
+    Shape,
+    ShapeError,
+    SourceArgs,
+    SourceForm,
+    channel_count,
+    channels_last,
+    register,
+    tokens,
+)
 from .source import ctor, helper, required
 
 
@@ -54,9 +65,11 @@ class LayerNormAttrs(Attrs):
 
 def _ln_infer(a: LayerNormAttrs, ins: list[Shape]) -> Shape:
     """C×H×W → C×H×W, normalised over C at each position (torchvision's LayerNorm2d); H×W×C → H×W×C and
-    F → F, normalised over the last axis (nn.LayerNorm). `weight` and `bias` have shape (C,) or (F,)."""
-    if len(ins[0]) not in (1, 3):
-        raise ShapeError("layernorm needs C×H×W, H×W×C or F", expected="C×H×W, H×W×C or F", found=fmt_shape(ins[0]))
+    F → F and L×D tokens → L×D, normalised over the last axis (nn.LayerNorm). `weight` and `bias` have
+    shape (C,), (F,) or (D,)."""
+    if len(ins[0]) not in (1, 3) and not tokens(ins[0]):
+        raise ShapeError("layernorm needs C×H×W, H×W×C, L×D or F", expected="C×H×W, H×W×C, L×D or F",
+                         found=fmt_shape(ins[0]))
     return ins[0]
 
 
@@ -87,7 +100,7 @@ register(Op(
     label=lambda a: "layernorm" if a.eps == 1e-5 else f"layernorm eps={a.eps:g}", source=_ln_source,
     torch_modules=("LayerNorm",),
     doc="Layer normalisation over the channels at each position: of C×H×W (as torchvision's LayerNorm2d in "
-        "ConvNeXt), of a channels-last H×W×C, or of a flat F.",
+        "ConvNeXt), of a channels-last H×W×C, of every token of L×D, or of a flat F.",
 ))
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable, Protocol
 from pydantic import BaseModel, ConfigDict
 
 Shape = tuple[int, ...]
-"""A tensor shape without the batch dimension: (C, H, W), (F,), or `ChannelsLast` (H, W, C)."""
+"""A tensor shape without the batch dimension: (C, H, W), (F,), `ChannelsLast` (H, W, C) or `Tokens` (L, D)."""
 
 
 class ChannelsLast(tuple):  # type: ignore[type-arg]
@@ -45,15 +45,54 @@ class ChannelsLast(tuple):  # type: ignore[type-arg]
         return f"ChannelsLast{tuple.__repr__(self)}"
 
 
+class Tokens(tuple):  # type: ignore[type-arg]
+    """The shape (L, D) of a sequence of L tokens of width D (a Vision Transformer's encoder).
+
+    D, the last axis, is the channel axis: ops over it (`linear`, `layernorm`, activations,
+    `add`) take tokens, spatial ops refuse them. Like `ChannelsLast`, it never equals a plain
+    tuple, so a token sequence is never mistaken for a C×H×W or flat shape of the same numbers.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tokens) and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("tokens", *self))
+
+    def __repr__(self) -> str:
+        return f"Tokens{tuple.__repr__(self)}"
+
+
 def channels_last(shape: Shape) -> bool:
     return isinstance(shape, ChannelsLast)
 
 
+def tokens(shape: Shape) -> bool:
+    return isinstance(shape, Tokens)
+
+
+def layout(shape: Shape) -> str:
+    """The layout of a shape, as messages name it: `C×H×W`, `H×W×C`, `L×D` or `F`."""
+    if tokens(shape):
+        return "L×D"
+    if channels_last(shape):
+        return "H×W×C"
+    return "C×H×W" if len(shape) == 3 else "F" if len(shape) == 1 else f"rank {len(shape)}"
+
+
+def relayout(like: Shape, dims: tuple[int, ...] | list[int]) -> Shape:
+    """`dims` in the layout of `like`: an op over the last axis keeps its input's marker."""
+    return type(like)(dims) if isinstance(like, (ChannelsLast, Tokens)) else tuple(dims)
+
+
 def channel_count(shape: Shape) -> int | None:
-    """The size of the channel axis: C of C×H×W and of H×W×C, F of a flat F; None for a scalar."""
+    """The size of the channel axis: C of C×H×W and of H×W×C, D of L×D, F of a flat F; None for a scalar."""
     if not shape:
         return None
-    return shape[-1] if channels_last(shape) else shape[0]
+    return shape[-1] if channels_last(shape) or tokens(shape) else shape[0]
 
 
 class Attrs(BaseModel):

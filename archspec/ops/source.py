@@ -52,12 +52,13 @@ def required(a: SourceArgs, name: str) -> str:
 
 
 @cache
-def helper(name: str) -> str:
-    """The source of the top-level `def` or `class` `name` in archspec/ops/modules.py."""
-    text = MODULES.read_text(encoding="utf-8")
+def helper(name: str, file: str = MODULES.name) -> str:
+    """The source of the top-level `def` or `class` `name` in `file` of archspec/ops/ (modules.py by default)."""
+    path = MODULES.with_name(file)
+    text = path.read_text(encoding="utf-8")
     for node in ast.parse(text).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == name:
             segment = ast.get_source_segment(text, node)
             assert segment is not None
             return segment
-    raise KeyError(f"no definition '{name}' in {MODULES.name}")
+    raise KeyError(f"no definition '{name}' in {path.name}")

@@ -15,12 +15,13 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from .attention import sdpa_attention
 from .channels_last import channels_last
 from .cleanup import remove_dropout
 from .common import INPUT_META, device_of
 from .fold_bn import fold_bn
 from .fold_scale import fold_scale
-from .fuse_conv_relu import PackedConv2d, fuse_conv_relu
+from .fuse_conv import PackedConv2d, fuse_conv
 from .lowp import FLOAT_ONLY_PASSES, check_request, lower_precision
 from .merge_siblings import merge_siblings
 from .separable_maxpool import SeparableMaxPool2d, separable_maxpool
@@ -38,25 +39,27 @@ class Pass:
 
 PASSES: tuple[Pass, ...] = (
     Pass("remove_dropout", remove_dropout, "dropout and identities removed"),
+    Pass("sdpa_attention", sdpa_attention, "self-attention through F.scaled_dot_product_attention"),
     Pass("fold_bn", fold_bn, "batch norms folded into the conv or linear before them"),
     Pass("fold_scale", fold_scale, "constant scales folded into the conv before them"),
     Pass("merge_siblings", merge_siblings, "sibling convs merged into one wider conv"),
     Pass("channels_last", channels_last, "conv weights stored channels-last, input converted once"),
-    Pass("fuse_conv_relu", fuse_conv_relu, "convs packed for oneDNN, ReLU fused in (CPU)"),
+    Pass("fuse_conv", fuse_conv, "convs packed for oneDNN, activations and residual adds fused in (CPU)"),
     Pass("separable_maxpool", separable_maxpool, "max pools as two 1-D running maxima, no indices (CPU)"),
 )
 """Every pass, in the order `optimize` runs them."""
 
 DEFAULT_PASSES: dict[str, tuple[str, ...]] = {
-    "cpu": ("remove_dropout", "fold_bn", "fold_scale", "channels_last", "fuse_conv_relu", "separable_maxpool"),
-    "cuda": ("remove_dropout", "fold_bn", "fold_scale", "merge_siblings", "channels_last"),
+    "cpu": ("remove_dropout", "sdpa_attention", "fold_bn", "fold_scale", "channels_last", "fuse_conv",
+            "separable_maxpool"),
+    "cuda": ("remove_dropout", "sdpa_attention", "fold_bn", "fold_scale", "merge_siblings", "channels_last"),
 }
 """The passes `optimize` runs when none are named, by device type (what each pays is measured in
 benchmarks/RESULTS.md: merging sibling convs pays on a GPU, where it saves kernel launches, and
 costs a little on the CPU, where the split outputs are strided views the next conv must copy)."""
 
 
-CPU_ONLY = ("fuse_conv_relu", "separable_maxpool")
+CPU_ONLY = ("fuse_conv", "separable_maxpool")
 
 
 def default_passes(device: torch.device | str) -> tuple[str, ...]:

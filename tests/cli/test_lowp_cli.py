@@ -35,7 +35,7 @@ def test_int8_build_saves_pt_and_pt2_that_agree(tmp_path: Path):
         warnings.simplefilter("error")  # torch.export saves every tensor whole: no warning
         out = invoke("build", TINY, "--dtype", "int8", "--calibrate", "2", "--seed", "0", "-o", str(pt), "-o", str(pt2))
     assert out.exit_code == 0, out.output
-    assert "quantize_int8 5" in out.output and "fuse_conv_relu" not in out.output
+    assert "quantize_int8 5" in out.output and "fuse_conv" not in out.output
     module = torch.load(pt, weights_only=False)
     program = torch.export.load(pt2).module()
     x = torch.randn(3, 3, 32, 32)
@@ -61,7 +61,7 @@ def test_int8_calibrates_on_a_tensor_file(tmp_path: Path):
 def test_bf16_build_and_profile():
     out = invoke("build", TINY, "--dtype", "bf16")
     assert out.exit_code == 0, out.output
-    assert "cast_bf16" in out.output and "fuse_conv_relu 5" in out.output
+    assert "cast_bf16" in out.output and "fuse_conv 5" in out.output
     out = invoke("profile", TINY, "--optimize", "--dtype", "bf16", "--repeat", "1", "--warmup", "0")
     assert out.exit_code == 0, out.output
     assert out.output.splitlines()[0] == "tiny  input 3×32×32  batch 1  cpu bf16  (optimised)"

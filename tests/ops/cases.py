@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from archspec.ops import REGISTRY, Attrs, ChannelsLast, FunctionCall, Op, ParamCall, Shape, ShapeError
+from archspec.ops import REGISTRY, Attrs, ChannelsLast, FunctionCall, Op, ParamCall, Shape, ShapeError, Tokens
 from archspec.ops.activation import KINDS
 
 ERROR = "error"
@@ -144,9 +144,14 @@ def hwc(c: int = 8, hw: int = 8) -> st.SearchStrategy[Shape]:
     return st.tuples(st.integers(1, hw), st.integers(1, hw), st.integers(1, c)).map(ChannelsLast)
 
 
+def tokens(length: int = 8, d: int = 12) -> st.SearchStrategy[Shape]:
+    """A token sequence L×D (after `to_tokens`)."""
+    return st.tuples(st.integers(1, length), st.integers(1, d)).map(Tokens)
+
+
 def any_layout() -> st.SearchStrategy[Shape]:
-    """C×H×W, H×W×C or F: the inputs of ops over the channel (last) axis."""
-    return st.one_of(chw(6, 8), hwc(6, 8), flat())
+    """C×H×W, H×W×C, L×D or F: the inputs of ops over the channel (last) axis."""
+    return st.one_of(chw(6, 8), hwc(6, 8), tokens(), flat())
 
 
 def any_rank() -> st.SearchStrategy[Shape]:
@@ -250,12 +255,50 @@ def permute_case(draw: st.DrawFn) -> Case:
 
 
 @st.composite
+def attention_case(draw: st.DrawFn) -> Case:
+    """A width that usually splits into the heads, now and then one that does not (torch refuses it too)."""
+    heads = draw(st.integers(1, 4))
+    d = heads * draw(st.integers(1, 4)) + (draw(st.integers(1, 3)) if draw(st.integers(0, 5)) == 0 else 0)
+    values = {"heads": heads, "dropout": draw(opt(st.floats(0, 1))), "bias": draw(opt(st.booleans()))}
+    return draw(drawn_call("self_attention", values, (Tokens((draw(st.integers(1, 9)), d)),)))
+
+
+@st.composite
 def slice_case(draw: st.DrawFn) -> Case:
     """A non-empty range that now and then runs past the channels."""
     shape = draw(st.one_of(chw(8, 5), flat(8)))
     start = draw(st.integers(0, 9))
     stop = draw(opt(st.integers(start + 1, 11)))
     return draw(drawn_call("slice", {"start": start, "stop": stop}, (shape,)))
+
+
+@st.composite
+def window_attention_case(draw: st.DrawFn) -> Case:
+    """H×W×C with C usually a multiple of the heads and a shift usually below the window (a C×H×W input, which
+    torch would read as H×W×C, is in tests/ops/test_swin_ops.py)."""
+    heads = draw(st.integers(1, 3))
+    c = heads * draw(st.integers(1, 3)) if draw(st.integers(0, 9)) else draw(st.integers(1, 7))
+    window = draw(st.integers(1, 4))
+    shift = draw(st.integers(0, window - 1)) if draw(st.integers(0, 9)) else draw(st.integers(0, 5))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 9))
+    shape = ChannelsLast((h, w, c))
+    values = {"heads": heads, "window": window if draw(st.booleans()) else [window, window],
+              "shift": draw(opt(st.just(shift))), "v2": draw(opt(st.booleans())),
+              "qkv_bias": draw(opt(st.booleans())), "proj_bias": draw(opt(st.booleans()))}
+    return draw(drawn_call("window_attention", values, (shape,)))
+
+
+@st.composite
+def partition_attention_case(draw: st.DrawFn) -> Case:
+    """H×W×C with C a multiple of `head_dim` and H, W multiples of `size`, now and then not."""
+    size, head_dim = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    h, w = (size * draw(st.integers(1, 3)) for _ in range(2))
+    c = head_dim * draw(st.integers(1, 3))
+    if draw(st.integers(0, 5)) == 0:
+        h, w, c = h + draw(st.integers(0, 2)), w + draw(st.integers(0, 2)), c + draw(st.integers(0, 2))
+    values = {"size": size, "head_dim": head_dim, "mode": draw(opt(st.sampled_from(["block", "grid"]))),
+              "scale": draw(opt(st.floats(0.1, 2)))}
+    return draw(drawn_call("partition_attention", values, (ChannelsLast((h, w, c)),)))
 
 
 def unary(name: str, values: st.SearchStrategy[dict[str, Any]], shape: st.SearchStrategy[Shape]
@@ -276,7 +319,7 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "scale": unary("scale", fixed(factor=finite), any_rank()),
     "conv": conv_case(),
     "linear": unary("linear", fixed(out=st.integers(1, 16), bias=opt(st.booleans())),
-                    st.one_of(flat(32), hwc(12, 4))),
+                    st.one_of(flat(32), hwc(12, 4), tokens())),
     "flatten": unary("flatten", st.just({}), any_rank()),
     "dropout": unary("dropout", fixed(p=opt(st.floats(0, 1))), any_rank()),
     "concat": concat_case(),
@@ -286,6 +329,9 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "layer_scale": unary("layer_scale", fixed(init=opt(finite)), any_layout()),
     "drop_path": unary("drop_path", fixed(p=st.floats(0, 1)), any_rank()),
     "permute": permute_case(),
+    "window_attention": window_attention_case(),
+    "patch_gather": unary("patch_gather", st.just({}), hwc(6, 7)),
+    "partition_attention": partition_attention_case(),
     "chunk": unary("chunk", fixed(chunks=st.integers(1, 5), index=opt(st.integers(0, 5))),
                    st.one_of(chw(9, 4), flat(9))),
     "slice": slice_case(),
@@ -300,6 +346,12 @@ CASES: dict[str, st.SearchStrategy[Case]] = {
     "adaptive_avgpool": adaptive_case("adaptive_avgpool"),
     "adaptive_maxpool": adaptive_case("adaptive_maxpool"),
     "global_avgpool": unary("global_avgpool", st.just({}), spatial(4, 9)),
+    "to_tokens": unary("to_tokens", st.just({}), spatial(6, 6)),
+    "class_token": unary("class_token", st.just({}), tokens()),
+    "pos_embedding": unary("pos_embedding", fixed(std=opt(st.floats(0, 1))), tokens()),
+    "self_attention": attention_case(),
+    "select_token": unary("select_token", fixed(index=opt(st.integers(0, 6))), tokens(6)),
+    "mean_tokens": unary("mean_tokens", st.just({}), tokens()),
 }
 
 def examples(n: int) -> settings:

@@ -15,7 +15,7 @@ from archspec.ops.registry import NoAttrs, register
 from .cases import CASES, Case, examples
 
 OPS = [REGISTRY[name] for name in sorted(REGISTRY)]
-KINDS = {"conv", "linear", "pool", "norm", "act", "merge", "reshape", "regularize"}
+KINDS = {"conv", "linear", "pool", "norm", "act", "merge", "reshape", "regularize", "tokens", "attention"}
 
 
 def test_duplicate_name_is_refused() -> None:

@@ -41,7 +41,8 @@ def test_build_optimize_in_python_returns_an_inference_module():
 def test_build_optimize_saves_the_optimized_graph(tmp_path):
     out = run("build", str(TINY), "--optimize", "-o", "tiny.pt", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "passes   remove_dropout 0 · fold_bn 5 · fold_scale 0 · channels_last 5 · fuse_conv_relu 5" in out.stdout
+    assert ("passes   remove_dropout 0 · sdpa_attention 0 · fold_bn 5 · fold_scale 0 · channels_last 5 · "
+            "fuse_conv 5") in out.stdout
     module = torch.load(tmp_path / "tiny.pt", weights_only=False)
     assert any(type(m).__name__ == "PackedConv2d" for m in module.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in module.modules())
@@ -50,7 +51,8 @@ def test_build_optimize_saves_the_optimized_graph(tmp_path):
 
 def test_build_passes_are_checked_and_formats_refused(tmp_path):
     out = run("build", str(TINY), "--passes", "fold_bn,fold_all", cwd=tmp_path)
-    assert out.returncode == 2 and "unknown pass fold_all; the passes are remove_dropout, fold_bn" in out.stderr
+    assert out.returncode == 2
+    assert "unknown pass fold_all; the passes are remove_dropout, sdpa_attention, fold_bn" in out.stderr
     out = run("build", str(TINY), "--optimize", "-o", "tiny.onnx", cwd=tmp_path)
     assert out.returncode == 2 and "an optimised module is saved as .pt, .pt2" in out.stderr
     assert not (tmp_path / "tiny.onnx").exists()

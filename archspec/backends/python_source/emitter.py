@@ -164,15 +164,22 @@ class Emitter:
 
     # -- the file ----------------------------------------------------------------
     def refuse_ops_without_source(self) -> None:
-        """A located error for each node whose op has no Python-source form."""
-        faults = []
+        """A located error for each op without a Python-source form, at its first use (the others listed)."""
+        from ...plugins import owner_of
+
+        uses: dict[str, list[str]] = {}
         for name in self.typed.order:
             node = self.net.nodes.get(name)
             if name != INPUT and node is not None and REGISTRY[node.op].source is None:
-                faults.append(Diagnostic("no-python-source", f"op '{node.op}' has no Python-source form, so "
-                                         "the network cannot be written as a .py file", loc=node.loc, path=name,
-                                         hint="write it as .pt, .pt2 or .onnx, or give the op a `source` in "
-                                              "its registration"))
+                uses.setdefault(node.op, []).append(name)
+        faults = []
+        for op, paths in uses.items():
+            owner = owner_of(op)
+            where = f"plugin '{owner}'" if owner is not None else "its registration"
+            faults.append(Diagnostic("no-python-source", f"op '{op}' has no Python-source form, so the network "
+                                     "cannot be written as a .py file", loc=self.net.nodes[paths[0]].loc,
+                                     path=paths[0], also=paths[1:],
+                                     hint=f"write it as .pt, .pt2 or .onnx, or give the op a `source` in {where}"))
         if faults:
             raise SpecError(faults, self.net.sources)
 

@@ -23,7 +23,7 @@ from .support import DTYPES, TORCH_DTYPES, LowPrecisionError, check_supported
 __all__ = ["DTYPES", "Dequantize", "LowPrecisionError", "QuantizedConv2d", "Quantize", "Requantize",
            "check_supported", "check_request", "lower_precision", "FLOAT_ONLY_PASSES"]
 
-FLOAT_ONLY_PASSES = {"int8": ("fuse_conv_relu",)}
+FLOAT_ONLY_PASSES = {"int8": ("fuse_conv",)}
 """Float32 passes left out under a dtype, because its own rewrite replaces what they make (int8 convs)."""
 
 

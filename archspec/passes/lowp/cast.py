@@ -61,10 +61,17 @@ class _Probe(fx.Interpreter):
                 raise
             self.refused.append(n)
             if n.op == "call_module":
-                self.module.get_submodule(str(n.target)).float()
+                _to_float32(self.module.get_submodule(str(n.target)))
             args, kwargs = self.fetch_args_kwargs_from_env(n)
             out = getattr(self, n.op)(n.target, *_float((args, kwargs)))
             return out.to(self.dtype) if isinstance(out, torch.Tensor) and out.is_floating_point() else out
+
+
+def _to_float32(sub: torch.nn.Module) -> None:
+    sub.float()
+    repack = getattr(sub, "_pack", None)
+    if callable(repack):  # a packed conv's opaque weight follows its plain one
+        repack()
 
 
 def _float(value: Any) -> Any:
