@@ -153,3 +153,18 @@ def test_a_dtype_the_cpu_lacks_is_refused(monkeypatch):
 def test_an_unknown_dtype_is_refused():
     with pytest.raises(LowPrecisionError, match="unknown dtype 'int4'"):
         check_supported("int4", torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("k", "s", "p", "ceil"), [(3, 1, 1, False), (3, 2, 0, True), (2, 2, 0, True), (3, 2, 1, False),
+                                                   (5, 3, 2, True), (3, 1, 0, False)])
+def test_max_pools_of_codes_equal_torchs_max_pool(k, s, p, ceil):
+    """uint8 codes pooled as running maxima, channels-last: the max pool of their values, exactly."""
+    from archspec.passes.lowp.int8 import MaxPoolCodes
+
+    pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
+    for hw in (k, k + 1, 7, 8):  # from the smallest input torch pools with this kernel
+        codes = torch.randint(0, 256, (2, 5, hw, hw + 1), dtype=torch.uint8)
+        codes = codes.contiguous(memory_format=torch.channels_last)
+        got = MaxPoolCodes(pool)(codes)
+        assert got.dtype == torch.uint8
+        assert torch.equal(got.float(), pool(codes.float())), (hw, k, s, p, ceil)
