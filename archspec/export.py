@@ -60,6 +60,8 @@ def _packed(module: Any) -> str | None:
     import torch
 
     for name, sub in module.named_modules():
+        if getattr(sub, "exports_unpacked", False):  # traced through plain ops under torch.export
+            continue
         if any(isinstance(v, torch.Tensor) and v.is_mkldnn for v in vars(sub).values()):
             return name or "the module"
     return None

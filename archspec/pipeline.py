@@ -72,7 +72,7 @@ def compile(spec: SpecLike, **vars: Any) -> TypedGraph:  # noqa: A001 - the verb
 
 def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Path | None = None,
           max_memory: Limit = "auto", optimize: bool | Iterable[str] = False, seed: int | None = None,
-          **vars: Any) -> ArchModule:
+          dtype: str = "fp32", calibrate: Iterable[Any] | None = None, **vars: Any) -> ArchModule:
     """Compile a spec into a `torch.fx.GraphModule` (see `ArchModule`) on `device`.
 
     `weights`: a `.safetensors` file or a `state_dict` saved by `torch.save`, loaded
@@ -82,6 +82,8 @@ def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Pat
     or bytes, or a size such as "2GiB"; None skips the check.
     `optimize`: True (the default passes for `device`) or a list of pass names returns
     `archspec.optimize(module, passes)` instead, an inference-only module (docs/optimize.md).
+    `dtype` other than "fp32" (with `calibrate` batches for "int8") implies `optimize`:
+    `archspec.optimize(module, passes, dtype=dtype, calibrate=calibrate)`.
     `seed`: seed torch's random generators first (`torch.manual_seed`), so that two builds with
     the same seed have the same initial weights.
     """
@@ -100,8 +102,9 @@ def build(spec: SpecLike | TypedGraph, *, device: Any = None, weights: str | Pat
         from .weights import load_weights
 
         load_weights(module, typed, weights)
-    if optimize is not False:
+    if optimize is not False or dtype != "fp32":
         from .passes import optimize as run_passes
 
-        return run_passes(module.eval(), None if optimize is True else optimize)  # type: ignore[return-value]
+        passes = None if optimize is True or optimize is False else optimize
+        return run_passes(module.eval(), passes, dtype=dtype, calibrate=calibrate)  # type: ignore[return-value]
     return module

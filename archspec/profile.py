@@ -39,8 +39,9 @@ from .ops.common import fmt_shape
 from .summary import layer_rows, totals
 from .table import Column, Table, fmt_int
 
-DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-"""--dtype names; fp32 runs as built, the others under `torch.autocast`."""
+DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}
+"""--dtype names; fp32 runs as built; as built, bf16 and fp16 run under `torch.autocast`; optimised, they are
+real casts (`archspec.optimize(dtype=)`), and int8 (optimised only) is quantised from random calibration batches."""
 OTHER = "(outside the spec)"
 """The row of fx nodes that no spec path owns: layout conversions, splits and the like added by passes."""
 TOP = 5
@@ -54,11 +55,13 @@ class ProfileError(RuntimeError):
 def profile(spec: Any, *, vars: dict[str, Any] | None = None, batch: int = 1, device: str = "cpu",
             dtype: str = "fp32", cuda_graphs: bool = False, optimize: bool = False,
             passes: Sequence[str] | None = None, depth: int | None = 1, repeat: int = 10, warmup: int = 2,
-            seed: int = 0) -> Table:
+            seed: int = 0, calibrate: int = 2) -> Table:
     """Build SPEC (a path, `Spec` or `TypedGraph`), time it on a random `batch`, and tabulate time per block.
 
-    `passes` (a list of pass names) implies `optimize`. Raises `DeviceError` for a device this
-    machine lacks and `ProfileError` for a combination that cannot run.
+    `passes` (a list of pass names) implies `optimize`. With `optimize`, a `dtype` other than fp32 is
+    `archspec.optimize(dtype=)`'s (int8 calibrated on `calibrate` random batches). Raises `DeviceError` for
+    a device this machine lacks, `LowPrecisionError` for a dtype it cannot run and `ProfileError` for a
+    combination that cannot run.
     """
     from .backends.torch_fx import build_module, resolve_device
     from .pipeline import compile
@@ -68,29 +71,38 @@ def profile(spec: Any, *, vars: dict[str, Any] | None = None, batch: int = 1, de
         raise ProfileError(f"unknown dtype '{dtype}' (choose {', '.join(DTYPES)})")
     if cuda_graphs and dev.type != "cuda":
         raise ProfileError("CUDA graphs need a CUDA device (--device cuda)")
+    optimized = optimize or passes is not None
+    if dtype == "int8" and not optimized:
+        raise ProfileError("int8 runs in the optimised module only: add --optimize")
     typed = spec if isinstance(spec, TypedGraph) else compile(spec, **(vars or {}))
     check_memory(typed, dev, "auto", batch=batch)  # before the allocator fails on a batch that cannot fit
     torch.manual_seed(seed)
     module = build_module(typed, device=dev).eval()
-    optimized = optimize or passes is not None
     if optimized:
-        module = optimize_module(module, passes, batch)
+        batches = [torch.randn(batch, *typed.input_shape, device=dev) for _ in range(calibrate)] \
+            if dtype == "int8" else None
+        module = optimize_module(module, passes, batch, dtype=dtype, calibrate=batches)
     if not isinstance(module, fx.GraphModule):
         raise ProfileError(f"cannot time a {type(module).__name__} node by node: it is not a torch.fx.GraphModule")
     x = torch.randn(batch, *typed.input_shape, device=dev)
-    timed = measure(module, x, DTYPES[dtype], cuda_graphs, repeat, warmup)
+    timed = measure(module, x, None if optimized else DTYPES[dtype], cuda_graphs, repeat, warmup)
     settings = {"batch": batch, "device": str(dev), "dtype": dtype, "cuda_graphs": cuda_graphs,
                 "optimized": optimized, "passes": list(passes) if passes is not None else None,
                 "repeat": repeat, "warmup": warmup, "depth": depth}
     return profile_table(typed, timed, settings)
 
 
-def optimize_module(module: Any, passes: Sequence[str] | None, batch: int = 8) -> Any:
-    """`archspec.optimize(module, passes)`, weights packed for `batch` where a pass packs them."""
+def optimize_module(module: Any, passes: Sequence[str] | None, batch: int = 8, dtype: str = "fp32",
+                    calibrate: Any = None) -> Any:
+    """`archspec.optimize(module, passes, dtype=, calibrate=)`, weights packed for `batch` where a pass packs them."""
     from .passes import optimize
+    from .passes.lowp import LowPrecisionError
 
     try:
-        return optimize(module, passes=list(passes) if passes is not None else None, batch=batch)
+        return optimize(module, passes=list(passes) if passes is not None else None, batch=batch, dtype=dtype,
+                        calibrate=calibrate)
+    except LowPrecisionError:  # a ValueError too, but with a code of its own: the caller reports it
+        raise
     except ValueError as exc:  # an unknown pass name, with the list of passes
         raise ProfileError(str(exc)) from None
 

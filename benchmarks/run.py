@@ -6,6 +6,7 @@
     python benchmarks/run.py --transformers        # also ViT-B/16 and Swin-T
     python benchmarks/run.py --quick               # a smoke run: few repeats, numbers not to quote
     python benchmarks/run.py --device cuda --dtype bf16 --cuda-graphs
+    python benchmarks/run.py --lowp                # also archspec bf16 and int8, ONNX Runtime int8 (lowp.py)
 
 For each spec and batch size, eight ways of running the same network on the same
 weights and the same input are timed in one process, run after run in rotating
@@ -42,6 +43,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+import lowp
 import torch
 
 import archspec
@@ -96,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "torch.compile with mode='reduce-overhead'")
     p.add_argument("--no-compile", action="store_true", help="leave out the four torch.compile ways")
     p.add_argument("--no-onnx", action="store_true", help="leave out ONNX Runtime")
+    p.add_argument("--lowp", action="store_true", help="add archspec bf16, archspec int8 and ONNX Runtime int8 "
+                   "(benchmarks/lowp.py; CPU)")
     p.add_argument("--no-check-scaling", action="store_true", help="leave out the `archspec check` scaling table")
     p.add_argument("--quick", action="store_true", help="smoke run: 3 rounds, 1 warm-up, small scaling sizes")
     p.add_argument("--out", default=str(HERE / "RESULTS.md"), help="where to write the results (default: %(default)s)")
@@ -390,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
                 models = batch_models(ref, ours, batch, args, notes)
                 x = torch.randn(batch, 3, size, size, device=dev)
                 runners = ways(spec, args, dev, x, models, Path(tmp), notes)
+                if args.lowp:
+                    runners.update(lowp.lowp_ways(spec, ref, ours, x, Path(tmp), notes))
                 times = alternate(runners, args.repeat, args.warmup)
                 results[(spec, batch)] = times
                 rows = speed_rows(times, batch)
@@ -397,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                              table(["way", "median ms", "min–max ms", "images/s", f"× {REF}", f"× {ORT}"], rows), ""]
                 print(f"{spec} batch {batch}:\n" + table(["way", "median ms", "min–max ms", "images/s", "× ref",
                                                           "× ORT"], rows) + "\n", flush=True)
-    targets = target_rows(results, args)
+    targets = target_rows(results, args) + (lowp.target_rows(results, TARGET_BATCH, speedup) if args.lowp else [])
     if targets:
         print(table(["spec", "target", "measured", "status"], targets) + "\n", flush=True)
     scaling, skipped = ([], ["skipped (--no-check-scaling)"]) if args.no_check_scaling else check_scaling(args.quick)

@@ -100,7 +100,8 @@ SLOW_COMMANDS = ("archspec build ", "archspec profile ", " --deep")
 """Documented commands that import torch: tests/test_docs.py runs each in a process of its own (seconds each)."""
 
 
-WHOLE_NETWORK_FILES = ("tests/backends/", "tests/passes/test_optimize.py", "tests/test_profile.py", "tests/test_zoo.py",
+WHOLE_NETWORK_FILES = ("tests/backends/", "tests/passes/test_optimize.py", "tests/passes/test_lowp.py",
+                       "tests/test_profile.py", "tests/test_zoo.py",
                        "tests/test_deep.py", "tests/test_memory.py")
 """Files whose tests run whole networks in torch, once per spec of REPRESENTATIVE_SPECS."""
 

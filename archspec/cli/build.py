@@ -14,6 +14,7 @@ from ..export import FORMATS, format_of, formats_help
 from ..files import same_path
 from ..memory import parse_size
 from . import PASSES, SET, device_unavailable, fail, main, parse_sets
+from .lowp import calibration_batches, check_request, lowp_failed, lowp_options
 from .outputs import check_output
 
 
@@ -46,19 +47,23 @@ _OUTPUT_HELP = "Save the module; the suffix picks the format: " + "; ".join(
               help="Return and save the inference module archspec.optimize makes (BN folded, convs fused; "
                    "docs/optimize.md), with the default passes for --device.")
 @PASSES
+@lowp_options("Optimise for this dtype (implies --optimize): bf16 and fp16 cast weights and activations, int8 "
+              "quantises from calibration data (CPU only; --calibrate N or --calibrate-data FILE).")
 @click.option("--max-memory", type=Size(), default=None,
               help="Refuse to build when the weights need more than SIZE (e.g. 512MB, 2GiB); by default, more than "
                    "the device has available. --device meta allocates nothing and is never refused.")
 @click.option("--seed", type=int, default=None, metavar="N",
               help="Seed torch's random generators before the weights are made: the same N, the same weights.")
 def build(spec: str, sets: tuple[str, ...], outputs: tuple[str, ...], weights: str | None, device: str,
-          optimize: bool, passes: list[str] | None, max_memory: int | None, seed: int | None) -> None:
+          optimize: bool, passes: list[str] | None, dtype: str, calibrate: int | None, calibrate_data: str | None,
+          max_memory: int | None, seed: int | None) -> None:
     """Compile SPEC into a torch.fx GraphModule and print a summary."""
     from .. import pipeline
     from ..report import overview_lines
 
     overrides = parse_sets(sets)
-    chosen: bool | list[str] = passes if passes is not None else optimize
+    chosen: bool | list[str] = passes if passes is not None else optimize or dtype != "fp32"
+    check_request(dtype, device, calibrate, calibrate_data)
     for i, output in enumerate(outputs):
         _check_output(spec, output, device, optimized=chosen is not False)
         twice = next((other for other in outputs[:i] if same_path(other, output)), None)
@@ -72,15 +77,20 @@ def build(spec: str, sets: tuple[str, ...], outputs: tuple[str, ...], weights: s
         from ..backends.torch_fx import DeviceError
 
         t_import = time.perf_counter()
+        from ..passes.lowp import LowPrecisionError
         from ..weights import WeightsConverted
 
+        batches = calibration_batches(tuple(typed.input_shape), calibrate, calibrate_data, seed)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", WeightsConverted)
                 module: Any = pipeline.build(typed, device=device, weights=weights, optimize=chosen, seed=seed,
-                                             max_memory=max_memory if max_memory is not None else "auto")
+                                             max_memory=max_memory if max_memory is not None else "auto",
+                                             dtype=dtype, calibrate=batches)
         except DeviceError as exc:
             device_unavailable(exc)
+        except LowPrecisionError as exc:
+            lowp_failed(exc)
         for warning in caught:
             if not issubclass(warning.category, WeightsConverted):
                 warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)

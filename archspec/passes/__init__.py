@@ -22,6 +22,7 @@ from .common import INPUT_META, device_of
 from .fold_bn import fold_bn
 from .fold_scale import fold_scale
 from .fuse_conv import PackedConv2d, fuse_conv
+from .lowp import FLOAT_ONLY_PASSES, check_request, lower_precision
 from .merge_siblings import merge_siblings
 from .separable_maxpool import SeparableMaxPool2d, separable_maxpool
 
@@ -85,7 +86,8 @@ class OptimizedModule(fx.GraphModule):
         return super().train(False)
 
 
-def optimize(module: nn.Module, passes: Iterable[str] | None = None, *, batch: int = 8) -> OptimizedModule:
+def optimize(module: nn.Module, passes: Iterable[str] | None = None, *, batch: int = 8, dtype: str = "fp32",
+             calibrate: Iterable[Any] | None = None) -> OptimizedModule:
     """An inference module with the same outputs as `module` in eval mode (max relative difference ≤ 1e-4).
 
     `module` is an `ArchModule` (from `archspec.build`, weights loaded or not); it is not changed.
@@ -93,20 +95,26 @@ def optimize(module: nn.Module, passes: Iterable[str] | None = None, *, batch: i
     `PASSES` order. `batch` is
     the batch size weights are packed for where a pass packs them; any batch size runs. Optimise on the
     device the module will run on: packed CPU convs do not move to a GPU.
+    `dtype` "bf16"/"fp16" casts weights and activations (output float32), "int8" quantises from the
+    `calibrate` batches (an iterable of input tensors); docs/optimize.md gives the accuracy each costs.
+    Raises `archspec.passes.lowp.LowPrecisionError` for a dtype the device cannot run.
     """
     gm = _inference_copy(module)
-    chosen = _chosen(passes, device_of(gm))
+    check_request(dtype, device_of(gm), calibrate)
+    chosen = _chosen(passes, device_of(gm)) - set(FLOAT_ONLY_PASSES.get(dtype, ()))
     gm.meta[INPUT_META] = (batch, *gm.__dict__["input_shape"])
     done: dict[str, int] = {}
     with torch.no_grad():
         for p in PASSES:
             if p.name in chosen:
                 done[p.name] = p.run(gm)
+        done.update(lower_precision(gm, dtype, calibrate))
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()
     object.__setattr__(gm, "passes", done)
+    object.__setattr__(gm, "dtype", dtype)
     return gm
 
 

@@ -59,7 +59,8 @@ def running_max(x: torch.Tensor, dim: int, k: int, s: int, p: int, ceil_mode: bo
     full = next((tap for tap in taps if tap[:2] == (0, out)), None)  # a window offset inside every window
     rest = sorted((tap for tap in taps if tap is not full), key=lambda tap: tap[0] - tap[1])
     if full is None:  # uncommon (windows partly outside on both ends): start from -inf
-        y = torch.full(shape, -math.inf, dtype=x.dtype, device=x.device).contiguous(memory_format=_format(x))
+        lowest = -math.inf if x.is_floating_point() else torch.iinfo(x.dtype).min  # int8's uint8 codes too
+        y = torch.full(shape, lowest, dtype=x.dtype, device=x.device).contiguous(memory_format=_format(x))
         pending = rest
     elif not rest:
         return view(*full).clone(memory_format=torch.preserve_format)

@@ -1,0 +1,265 @@
+"""Static int8 on the CPU: oneDNN's int8 convolutions, uint8 activations between them.
+
+Activations are unsigned 8-bit codes with one (scale, zero point) per tensor, fixed by calibration;
+weights are signed 8-bit, symmetric, one scale per output channel. Each conv reads codes and writes
+codes at its output's scale (the requantisation and a following ReLU run inside oneDNN's call), or
+writes float32 where nothing after it takes codes. Max pools and channel concats run on the codes
+themselves: a max of codes is the code of the max, and the inputs of a concat are given the concat's
+scale by the convs that make them, so the concat is a plain copy. Every other op runs in float32 on
+dequantised values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+from ..common import absorb, add_module, bypass, conv_input_shapes, example_input, is_relu, set_module, sole_user
+from ..separable_maxpool import SeparableMaxPool2d, _pair, running_max
+from .calibrate import Range, qparams
+
+QParams = tuple[float, int]
+
+
+class Quantize(nn.Module):
+    """float32 → uint8 codes: round(x / scale) + zero point, clamped to [0, 255]."""
+
+    def __init__(self, q: QParams):
+        super().__init__()
+        self.scale, self.zero_point = q
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.clamp(torch.round(x * (1.0 / self.scale)) + self.zero_point, 0, 255).to(torch.uint8)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:.4g}, zero_point={self.zero_point}"
+
+
+class Dequantize(Quantize):
+    """uint8 codes → float32: (code - zero point) · scale."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.to(torch.float32) - self.zero_point) * self.scale
+
+
+class Requantize(Quantize):
+    """uint8 codes at one scale → codes at this one (where a concat input comes from a pool, not a conv)."""
+
+    def __init__(self, source: QParams, q: QParams):
+        super().__init__(q)
+        self.source = Dequantize(source)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.source(x))
+
+
+class QuantizedConv2d(nn.Module):
+    """A 2-D convolution on uint8 codes through oneDNN (VNNI): int8 weights per channel, packed once.
+
+    `out` is the (scale, zero point) of the codes it writes, or None to write float32. With `relu`
+    the ReLU runs inside the call, before the requantisation.
+    """
+
+    exports_unpacked = True
+    """torch.export traces `reference`, never the packed weight (archspec.export checks this flag)."""
+    weight: torch.Tensor
+    w_scale: torch.Tensor
+    w_zero_point: torch.Tensor
+    bias: torch.Tensor | None
+
+    def __init__(self, conv: nn.Conv2d, input_shape: torch.Size, x_q: QParams, out: QParams | None, relu: bool):
+        super().__init__()
+        w = conv.weight.detach().float()
+        scale = w.abs().amax(dim=(1, 2, 3)) / 127.0
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        codes = torch.clamp(torch.round(w / scale[:, None, None, None]), -127, 127).to(torch.int8)
+        self.register_buffer("weight", codes.contiguous())  # plain layout: torch.export saves it whole
+        self.register_buffer("w_scale", scale)
+        self.register_buffer("w_zero_point", torch.zeros(len(scale), dtype=torch.int64))
+        self.register_buffer("bias", conv.bias.detach().float().clone() if conv.bias is not None else None)
+        self.padding: list[int] = list(conv.padding)  # type: ignore[arg-type]
+        self.stride, self.dilation, self.groups = list(conv.stride), list(conv.dilation), conv.groups
+        self.input_shape = list(input_shape)
+        self.x_scale, self.x_zero_point = x_q
+        self.out_scale, self.out_zero_point = out if out is not None else (1.0, 0)
+        self.out_dtype = None if out is not None else torch.float32
+        self.attr = "relu" if relu else "none"
+        self._pack()
+
+    def _pack(self) -> None:
+        """oneDNN's blocked int8 weight: opaque, so left out when pickling and made again when unpickling."""
+        self.packed = torch.ops.onednn.qconv_prepack(self.weight, self.w_scale, self.x_scale, self.x_zero_point,
+                                                     self.stride, self.padding, self.dilation, self.groups,
+                                                     self.input_shape)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("packed", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pack()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+            return self.reference(x)
+        return torch.ops.onednn.qconv2d_pointwise(
+            x, self.x_scale, self.x_zero_point, self.packed, self.w_scale, self.w_zero_point, self.bias,
+            self.stride, self.padding, self.dilation, self.groups, self.out_scale, self.out_zero_point,
+            self.out_dtype, self.attr, [], "")
+
+    def reference(self, x: torch.Tensor) -> torch.Tensor:
+        """The same arithmetic in plain torch ops, on float values of the codes: what torch.export saves
+        (the packed weight is opaque to it); the int8 weights are kept, as int8."""
+        w = self.weight.float() * self.w_scale[:, None, None, None]
+        y = nn.functional.conv2d((x.float() - self.x_zero_point) * self.x_scale, w, self.bias, self.stride,
+                                 self.padding, self.dilation, self.groups)
+        if self.attr == "relu":
+            y = torch.relu(y)
+        if self.out_dtype is not None:
+            return y
+        return torch.clamp(torch.round(y * (1.0 / self.out_scale)) + self.out_zero_point, 0, 255).to(torch.uint8)
+
+    def extra_repr(self) -> str:
+        out = "float32" if self.out_dtype is not None else f"uint8 scale={self.out_scale:.4g}"
+        return f"out_channels={self.weight.shape[0]}, stride={tuple(self.stride)}, post_op={self.attr}, out={out}"
+
+
+class MaxPoolCodes(SeparableMaxPool2d):
+    """A max pool of uint8 codes: always the two running maxima, under torch.export too (torch's own CPU
+    max pool refuses channels-last uint8 input)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return running_max(running_max(x, 3, kw, sw, pw, self.ceil_mode), 2, kh, sh, ph, self.ceil_mode)
+
+
+def _conv(gm: fx.GraphModule, node: fx.Node, shapes: dict[str, torch.Size]) -> nn.Conv2d | None:
+    m = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
+    if type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str) \
+            and str(node.target) in shapes:
+        return m
+    return None
+
+
+def _pool(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
+    """A max pool that runs on codes as it is: separable already, or a plain one that can be made so."""
+    m = gm.get_submodule(str(node.target)) if node.op == "call_module" else None
+    if isinstance(m, SeparableMaxPool2d):
+        return m
+    if type(m) is nn.MaxPool2d and not m.return_indices and _pair(m.dilation) == (1, 1) and all(
+            p <= k // 2 for p, k in zip(_pair(m.padding), _pair(m.kernel_size), strict=True)):
+        return m
+    return None
+
+
+def _is_channel_cat(node: fx.Node) -> bool:
+    if node.op != "call_function" or node.target is not torch.cat or not isinstance(node.args[0], (list, tuple)):
+        return False
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+    return dim in (1, -3)
+
+
+def _shared_ranges(gm: fx.GraphModule, ranges: dict[str, Range]) -> dict[str, Range]:
+    """The range each concat input is written in: its concat's, outermost concat first (nested concats too)."""
+    shared: dict[str, Range] = {}
+    for cat in reversed(list(gm.graph.nodes)):
+        if not _is_channel_cat(cat) or cat.name not in ranges:
+            continue
+        r = shared.setdefault(cat.name, ranges[cat.name])
+        for src in cat.args[0]:
+            if isinstance(src, fx.Node) and len(src.users) == 1:
+                shared.setdefault(src.name, r)
+    return shared
+
+
+class _Rewriter:
+    """Walks the graph once, in order, replacing convs by int8 ones and tracking which values are codes."""
+
+    def __init__(self, gm: fx.GraphModule, ranges: dict[str, Range]):
+        self.gm, self.graph, self.ranges = gm, gm.graph, ranges
+        self.shapes = conv_input_shapes(gm, example_input(gm))
+        self.shared = _shared_ranges(gm, ranges)
+        self.codes: dict[fx.Node, QParams] = {}  # values held as uint8 codes, with their qparams
+        self.cache: dict[tuple[fx.Node, Any], fx.Node] = {}
+        self.erased: set[fx.Node] = set()
+        self.convs = 0
+
+    def q_of(self, node: fx.Node) -> QParams:
+        return qparams(self.shared.get(node.name) or self.ranges[node.name])
+
+    def takes_codes(self, node: fx.Node) -> bool:
+        return _conv(self.gm, node, self.shapes) is not None or _pool(self.gm, node) is not None \
+            or _is_channel_cat(node)
+
+    def insert_after(self, src: fx.Node, key: Any, make: nn.Module) -> fx.Node:
+        """One conversion node per (value, kind), right after the value is made."""
+        if (src, key) not in self.cache:
+            name = add_module(self.gm, f"{src.name}_{type(make).__name__.lower()}", make)
+            with self.graph.inserting_after(src):
+                self.cache[(src, key)] = self.graph.call_module(name, (src,))
+        return self.cache[(src, key)]
+
+    def as_codes(self, src: fx.Node, q: QParams) -> fx.Node:
+        if src not in self.codes:
+            return self.insert_after(src, ("q", q), Quantize(q))
+        if self.codes[src] == q:
+            return src
+        return self.insert_after(src, ("rq", q), Requantize(self.codes[src], q))
+
+    def as_float(self, src: Any) -> Any:
+        if isinstance(src, fx.Node) and src in self.codes:
+            return self.insert_after(src, "dq", Dequantize(self.codes[src]))
+        return src
+
+    def run(self) -> int:
+        for node in list(self.graph.nodes):
+            if node in self.erased:
+                continue
+            if (conv := _conv(self.gm, node, self.shapes)) is not None:
+                self.conv(node, conv)
+            elif (pool := _pool(self.gm, node)) is not None and node.args[0] in self.codes:
+                set_module(self.gm, str(node.target), MaxPoolCodes(pool))  # type: ignore[arg-type]
+                self.codes[node] = self.codes[node.args[0]]
+            elif _is_channel_cat(node) and any(src in self.codes for src in node.args[0]):
+                q = self.q_of(node)
+                node.args = ([self.as_codes(src, q) for src in node.args[0]], *node.args[1:])
+                self.codes[node] = q
+            else:
+                node.args = fx.node.map_arg(node.args, self.as_float)
+                node.kwargs = fx.node.map_arg(node.kwargs, self.as_float)
+        return self.convs
+
+    def conv(self, node: fx.Node, conv: nn.Conv2d) -> None:
+        src = node.args[0]
+        assert isinstance(src, fx.Node)
+        x_q = self.codes.get(src) or self.q_of(src)
+        after = sole_user(node)
+        relu = after is not None and is_relu(self.gm, after)
+        value = after if relu else node
+        assert value is not None
+        out = self.q_of(value) if any(self.takes_codes(u) for u in value.users) else None
+        qconv = QuantizedConv2d(conv, self.shapes[str(node.target)], x_q, out, relu)
+        set_module(self.gm, str(node.target), qconv)
+        node.args = (self.as_codes(src, x_q), *node.args[1:])
+        if relu and after is not None:
+            absorb(node, after)
+            bypass(self.graph, after, node)
+            self.erased.add(after)
+        if out is not None:
+            self.codes[node] = out
+        self.convs += 1
+
+
+def quantize_int8(gm: fx.GraphModule, ranges: dict[str, Range]) -> int:
+    """Every 2-D conv becomes a `QuantizedConv2d` at the scales `ranges` (from `calibrate.observe`) give.
+
+    Returns the number of convs quantised. The graph's output is float32.
+    """
+    return _Rewriter(gm, ranges).run()
+
+
+__all__ = ["Dequantize", "QuantizedConv2d", "Quantize", "Requantize", "quantize_int8"]

@@ -1,0 +1,170 @@
+"""`archspec.optimize(..., dtype=)`: bf16 as a real cast, int8 from calibration, and the refusals of both."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPRESENTATIVE_SPECS
+from torch import nn
+
+import archspec
+from archspec.passes import PackedConv2d, optimize
+from archspec.passes.lowp import LowPrecisionError, QuantizedConv2d, Requantize, check_supported
+from archspec.passes.lowp.calibrate import qparams
+
+from .test_optimize import BIG, randomise, relative_error
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+BF16 = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+VNNI = torch.backends.mkldnn.is_available() and bool(torch.cpu._is_vnni_supported())
+needs_bf16 = pytest.mark.skipif(not BF16, reason="this CPU has no native bf16")
+needs_vnni = pytest.mark.skipif(not VNNI, reason="this CPU has no VNNI (int8 dot products)")
+INT8_SPECS = [pytest.param(name, marks=pytest.mark.slow) if name != "inception_mini.yaml" else name
+              for name in ("inception_mini.yaml", "googlenet.yaml", "inception_v3.yaml", "resnet18.yaml")]
+"""Concats (nested in Inception v3, fed by strided pools there), residual adds (ResNet): the int8 rewrite's cases."""
+BF16_SPECS = [pytest.param(p.name, marks=pytest.mark.slow) if p.name in BIG else p.name for p in REPRESENTATIVE_SPECS]
+
+
+def _built(name: str) -> tuple[nn.Module, torch.Tensor]:
+    module = randomise(archspec.build(SPECS / name, seed=0)).eval()
+    x = torch.randn(1 if name in BIG else 2, *module.typed.input_shape, generator=torch.Generator().manual_seed(1))
+    return module, x
+
+
+@needs_bf16
+@pytest.mark.parametrize("name", BF16_SPECS)
+def test_bf16_is_within_1e_2_of_fp32(name):
+    module, x = _built(name)
+    fast = optimize(module, dtype="bf16", batch=len(x))
+    with torch.inference_mode():
+        expected, got = module(x), fast(x)
+    assert got.dtype == torch.float32  # the output is cast back
+    assert relative_error(expected, got) <= 1e-2, name
+
+
+@needs_bf16
+def test_bf16_weights_and_activations_are_bf16():
+    module, x = _built("googlenet.yaml")
+    fast = optimize(module, dtype="bf16", batch=len(x))
+    packed = [m for m in fast.modules() if isinstance(m, PackedConv2d)]
+    assert len(packed) == 57 and all(m.weight.dtype == torch.bfloat16 and m.packed.dtype == torch.bfloat16
+                                     for m in packed)
+    assert fast.passes["cast_bf16"] > 0 and fast.dtype == "bf16"
+    seen: list[torch.dtype] = []
+    hook = packed[10].register_forward_hook(lambda _m, ins, out: seen.extend([ins[0].dtype, out.dtype]))
+    with torch.inference_mode():
+        fast(x)
+    hook.remove()
+    assert seen == [torch.bfloat16, torch.bfloat16]
+
+
+def _calibration(module: nn.Module, n: int = 3, batch: int = 2) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(2)
+    return [torch.randn(batch, *module.typed.input_shape, generator=gen) for _ in range(n)]
+
+
+@needs_vnni
+@pytest.mark.parametrize("name", INT8_SPECS)
+def test_int8_keeps_top1_on_calibrated_batches(name, record_property):
+    module, _ = _built(name)
+    batches = _calibration(module, n=2 if name in BIG else 3)
+    fast = optimize(module, dtype="int8", calibrate=batches, batch=2)
+    with torch.inference_mode():
+        expected = torch.cat([module(b) for b in batches])
+        got = torch.cat([fast(b) for b in batches])
+    agreement = (expected.argmax(1) == got.argmax(1)).float().mean().item()
+    record_property("top1_agreement", agreement)
+    assert got.dtype == torch.float32 and fast.passes["quantize_int8"] > 0
+    assert relative_error(expected, got) <= 0.25, name
+    assert agreement >= 0.5, name
+
+
+@needs_vnni
+def test_concat_inputs_share_the_concat_scale():
+    """GoogLeNet's Inception concats read codes at one scale: every branch's last conv writes it, no requantise."""
+    module, x = _built("googlenet.yaml")
+    fast = optimize(module, dtype="int8", calibrate=_calibration(module, n=1), batch=2)
+    assert not [m for m in fast.modules() if isinstance(m, Requantize)]
+    cats = [n for n in fast.graph.nodes if n.target is torch.cat]
+    assert len(cats) == 9
+    for cat in cats:
+        scales = {fast.get_submodule(src.target).out_scale for src in cat.args[0]}
+        assert len(scales) == 1
+        assert all(isinstance(fast.get_submodule(src.target), QuantizedConv2d) for src in cat.args[0])
+
+
+@needs_vnni
+def test_quantized_conv_matches_its_float_simulation():
+    """oneDNN's int8 conv equals the float conv of the rounded input and weights, rounded at the output scale."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, padding=1, stride=2).eval()
+    x = torch.randn(2, 8, 9, 9)
+    x_q, out_q = qparams((-3.0, 3.0)), qparams((0.0, 4.0))
+    qconv = QuantizedConv2d(conv, x.shape, x_q, out_q, relu=True)
+    codes = torch.clamp(torch.round(x / x_q[0]) + x_q[1], 0, 255)
+    w = qconv.weight.float() * qconv.w_scale[:, None, None, None]
+    simulated = torch.relu(nn.functional.conv2d((codes - x_q[1]) * x_q[0], w, conv.bias, stride=2, padding=1))
+    expected = torch.clamp(torch.round(simulated / out_q[0]) + out_q[1], 0, 255)
+    with torch.no_grad():
+        got = qconv(codes.to(torch.uint8))
+    assert got.dtype == torch.uint8
+    assert (got.float() - expected).abs().max() <= 1  # rounding of the int32 sum's rescale only
+
+
+@needs_vnni
+def test_int8_module_pickles():
+    module, x = _built("inception_mini.yaml")
+    fast = optimize(module, dtype="int8", calibrate=_calibration(module, n=1), batch=2)
+    buffer = io.BytesIO()
+    torch.save(fast, buffer)
+    buffer.seek(0)
+    again = torch.load(buffer, weights_only=False)
+    with torch.inference_mode():
+        assert torch.equal(fast(x), again(x))
+
+
+def test_int8_needs_calibration_batches():
+    module = archspec.build(SPECS / "inception_mini.yaml").eval()
+    with pytest.raises(LowPrecisionError) as info:
+        optimize(module, dtype="int8")
+    assert info.value.code == "calibration-needed"
+    with pytest.raises(LowPrecisionError, match="no calibration batches"):
+        optimize(module, dtype="int8", calibrate=[])
+
+
+def test_int8_is_refused_on_cuda():
+    with pytest.raises(LowPrecisionError, match="int8 runs on the CPU only") as info:
+        check_supported("int8", torch.device("cuda"))
+    assert info.value.code == "unsupported-dtype"
+    check_supported("bf16", torch.device("cuda"))  # a real cast there; the GPU decides what it runs
+
+
+def test_a_dtype_the_cpu_lacks_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    module = archspec.build(SPECS / "inception_mini.yaml").eval()
+    with pytest.raises(LowPrecisionError, match="no native bf16") as info:
+        optimize(module, dtype="bf16")
+    assert info.value.code == "unsupported-dtype"
+
+
+def test_an_unknown_dtype_is_refused():
+    with pytest.raises(LowPrecisionError, match="unknown dtype 'int4'"):
+        check_supported("int4", torch.device("cpu"))
+
+
+@pytest.mark.parametrize(("k", "s", "p", "ceil"), [(3, 1, 1, False), (3, 2, 0, True), (2, 2, 0, True), (3, 2, 1, False),
+                                                   (5, 3, 2, True), (3, 1, 0, False)])
+def test_max_pools_of_codes_equal_torchs_max_pool(k, s, p, ceil):
+    """uint8 codes pooled as running maxima, channels-last: the max pool of their values, exactly."""
+    from archspec.passes.lowp.int8 import MaxPoolCodes
+
+    pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
+    for hw in (k, k + 1, 7, 8):  # from the smallest input torch pools with this kernel
+        codes = torch.randint(0, 256, (2, 5, hw, hw + 1), dtype=torch.uint8)
+        codes = codes.contiguous(memory_format=torch.channels_last)
+        got = MaxPoolCodes(pool)(codes)
+        assert got.dtype == torch.uint8
+        assert torch.equal(got.float(), pool(codes.float())), (hw, k, s, p, ceil)
