@@ -25,7 +25,8 @@ from .spec import Spec
 
 __all__ = [
     "ArchModule", "CheckResult", "Diagnostic", "Location", "Spec", "SpecError", "TypedGraph",
-    "build", "check_expect", "check_file", "compile", "import_module", "load", "loads", "load_plugins", "loss_terms", "loss_weights",
+    "build", "check_expect", "check_file", "compile", "import_module", "load", "loads", "load_plugins", "loss_terms",
+    "loss_weights",
     "min_input",
     "optimize", "weighted_loss",
 ]
