@@ -72,10 +72,13 @@ def _check_exact(a: ConvAttrs, pad: tuple[int, int], hw: tuple[int, int]) -> Non
         expected = f"H a multiple of {a.k[0]} and W of {a.k[1]}"
     else:
         expected = "H + 2p − d·(k − 1) − 1 a multiple of s, and likewise W"
-    dropped = " and ".join(f"{n} {what}" for n, what in zip(left, ("rows", "columns"), strict=True) if n)
-    raise ShapeError(f"conv {fmt_window(a.k, a.s)} p{_pad_text(a)} with exact=true leaves {dropped} of the input "
-                     "uncovered", expected=expected, found=f"H×W = {hw[0]}×{hw[1]}",
-                     hint="change the input size or the patch size", code="indivisible-size")
+    dropped = " and ".join(f"{n} {what}{'s' if n > 1 else ''}"
+                           for n, what in zip(left, ("row", "column"), strict=True) if n)
+    what = (f"{a.k[0]}×{a.k[1]} patches (conv {fmt_window(a.k, a.s)}) leave" if patches
+            else f"conv {fmt_window(a.k, a.s)} p{_pad_text(a)} with exact=true leaves")
+    raise ShapeError(f"{what} the last {dropped} of a {hw[0]}×{hw[1]} input uncovered", expected=expected,
+                     found=f"H×W = {hw[0]}×{hw[1]}", hint="change the input size or the patch size",
+                     code="indivisible-size")
 
 
 def _pad_text(a: ConvAttrs) -> str:

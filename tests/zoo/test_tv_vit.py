@@ -136,6 +136,8 @@ def test_an_image_size_not_a_multiple_of_the_patch_is_a_located_error() -> None:
         archspec.compile(SPECS / "vit_b_16.yaml", input=[3, 230, 230])
     (diag,) = info.value.diagnostics
     assert (diag.code, diag.path, diag.loc.line) == ("indivisible-size", "conv_proj", 18)
+    assert diag.message == ("16×16 patches (conv 16×16/16) leave the last 6 rows and 6 columns of a 230×230 "
+                            "input uncovered")
     assert diag.expected == "H and W multiples of 16" and diag.found == "H×W = 230×230"
     assert diag.hint == ("change the input size or the patch size; the nearest inputs that work: 224×224 and "
                          "240×240; the smallest input this network accepts is 16×16 (given 230×230)")
