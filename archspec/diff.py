@@ -164,7 +164,7 @@ def diff_table(a: TypedGraph, b: TypedGraph, show_all: bool = False) -> Table:
              f"({_pct(tb['params_inference'] - ta['params_inference'], ta['params_inference'])}), "
              f"MACs {_signed(tb['macs'] - ta['macs'])} ({_pct(tb['macs'] - ta['macs'], ta['macs'])}), "
              f"activation memory {_signed(tb['activation_bytes'] - ta['activation_bytes'])} B",
-             "MACs: one per multiply-add of conv and linear, inference graph, one image"]
+             "MACs: one per multiply-add of conv, linear and attention, inference graph, one image"]
     same = sum(r["status"] == "same" for r in rows)
     if same and not show_all:
         notes.append(f"{same} of {len(rows)} rows unchanged and not shown (--all shows them)")

@@ -146,8 +146,9 @@ def _report(graph: Graph, name: str, exc: ShapeError, ins: list[Shape], input_sh
     hint = exc.hint
     if exc.code == "input-too-small":
         hint = _smallest_hint(graph, input_shape) + _head_switch(graph, node.head)
-    elif exc.code == "indivisible-size":  # a size the input does not divide: say which input works
-        hint = f"{exc.hint}; {_smallest_hint(graph, input_shape)}" if exc.hint else _smallest_hint(graph, input_shape)
+    elif exc.code == "indivisible-size":  # a size the input does not divide: say which inputs work
+        hint = "; ".join(h for h in (exc.hint, _nearest_hint(graph, input_shape), _smallest_hint(graph, input_shape))
+                         if h)
     notes = [(node.origin, f"{node.op} written here")] if node.origin and node.origin != node.loc else []
     found = exc.found if exc.found is not None else ", ".join(fmt_shape(s) for s in ins)
     diags.error(exc.code, exc.message, loc=node.loc, path=name, expected=exc.expected, found=found, hint=hint,
@@ -168,6 +169,49 @@ def _smallest_hint(graph: Graph, input_shape: Shape) -> str:
     if at_inference is not None and at_inference != smallest:
         hint += f"; without its training-only heads, {at_inference[0]}×{at_inference[1]}"
     return hint
+
+
+def _nearest_hint(graph: Graph, input_shape: Shape) -> str | None:
+    """The inputs nearest the given H×W, below and above, at which the network works (for an input a size
+    must divide); None if none is found within MIN_INPUT_BUDGET node visits."""
+    found = [size for size in _nearest_sizes(graph, input_shape) if size is not None]
+    if not found:
+        return None
+    sizes = " and ".join(f"{h}×{w}" for h, w in found)
+    return f"the nearest input{'s' if len(found) > 1 else ''} that work{'' if len(found) > 1 else 's'}: {sizes}"
+
+
+def _nearest_sizes(graph: Graph, input_shape: Shape) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The working H×W nearest the given one from below and from above.
+
+    Each axis is moved on its own toward the nearest size that works as a square input (the
+    constraints that refuse a size — patches, windows, strides — hold per axis); each pair found
+    is then checked as a whole.
+    """
+    c, h, w = input_shape
+    visited = 0
+
+    def works(rows: int, cols: int) -> bool:
+        nonlocal visited
+        reached = len(_run(graph, (c, rows, cols), None))
+        visited += reached
+        return reached == len(graph.order)
+
+    def nearest(size: int, step: int) -> int | None:
+        t = size
+        while 1 <= t <= MAX_MIN_INPUT and visited < MIN_INPUT_BUDGET:
+            if works(t, t):
+                return t
+            t += step
+        return None
+
+    out: list[tuple[int, int] | None] = []
+    for step in (-1, 1):
+        rows = nearest(h, step)
+        cols = rows if w == h else nearest(w, step)
+        pair = (rows, cols) if rows is not None and cols is not None else None
+        out.append(pair if pair is not None and pair != (h, w) and works(*pair) else None)
+    return out[0], out[1]
 
 
 def _head_switch(graph: Graph, head: str | None) -> str:

@@ -28,8 +28,9 @@ from .table import Column, Table, fmt_bytes, fmt_int
 
 BYTES_PER_ELEMENT = 4  # float32
 WEIGHT_KINDS = ("conv", "linear", "attention")
-PAPER_KINDS = ("conv", "pool", "linear", "regularize", "merge")
-"""Top-level op kinds that get a row in the paper view even without parameters."""
+PAPER_KINDS = ("conv", "pool", "linear", "regularize", "merge", "tokens")
+"""Top-level op kinds that get a row in the paper view even without parameters (a ViT's `to_tokens` and
+`select_token` change the shape the rows after them read)."""
 PAPER_TYPES = {"conv": "convolution", "maxpool": "max pool", "avgpool": "avg pool",
                "global_avgpool": "avg pool", "adaptive_avgpool": "avg pool",
                "adaptive_maxpool": "max pool", "linear": "linear"}
@@ -135,7 +136,8 @@ def layer_table(typed: TypedGraph, depth: int | None = None) -> Table:
         f"trainable params: {t['trainable_params']:,} (all params; batch-norm running stats are buffers)",
         f"activation memory, one image, float32: {fmt_bytes(t['activation_bytes'])} "
         "(every inference-graph output, input included, no reuse)",
-        "MACs: one per multiply-add of conv and linear; pooling, batch norm, activations, add and concat count 0",
+        "MACs: one per multiply-add of conv, linear and attention; pooling, batch norm, activations, add and concat "
+        "count 0",
     ]
     return Table(f"{typed.net.name}  input {fmt_shape(typed.input_shape)}", LAYER_COLUMNS, layer_rows(typed, depth),
                  total_rows, notes, _meta(typed, "layers", t), indent_key="depth")

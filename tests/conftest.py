@@ -26,6 +26,16 @@ REPRESENTATIVE_SPECS = [p for p in SPEC_FILES if p.stem in INCEPTION_FAMILY + SM
 stand alone, and a small member of every other family (each family's own tests in tests/zoo check every
 variant's keys, shapes and counts against the reference, so a variant differs from its family's small member
 only in the numbers those tests check)."""
+SMALL_TRANSFORMERS: dict[str, dict] = {
+    "vit_b_32": {"input": [3, 64, 64], "num_layers": 2},
+    "maxvit_t": {"input": [3, 93, 93], "partition_size": 3, "depths": [1, 1, 1, 1]},
+}
+"""The small member of each transformer family and the overrides that make running it whole cheap, every kind
+of block kept: B/32 at 64×64 (4 patches; a ViT is built for the size it runs at, its position embedding as long
+as its tokens) with 2 of its 12 identical encoder layers, MaxViT-T with 3×3 partitions at 93×93 (the smallest
+size that allows) and one layer per stage. Tests that run whole networks (optimize, profile) take them with
+these overrides; the transformers' own tests (tests/zoo/test_tv_vit.py, test_tv_maxvit.py) cover ONNX, the
+Python source and the outputs of the networks as written."""
 
 
 @pytest.fixture

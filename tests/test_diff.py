@@ -11,6 +11,7 @@ import pytest
 
 import archspec
 from archspec.diff import diff_rows, diff_table, merged_order
+from archspec.ops.common import fmt_shape
 from archspec.summary import node_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,3 +122,39 @@ def test_cli_exit_codes(args, code):
     r = run("diff", GOOGLENET, *args)
     assert r.returncode == code, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr
+
+
+# -- transformers: token shapes ------------------------------------------------------------------------------------
+
+VIT_B_16, VIT_B_32 = ROOT / "specs" / "vit_b_16.yaml", ROOT / "specs" / "vit_b_32.yaml"
+
+
+def test_vit_patch_size_changes_the_token_count_of_every_row_after_it():
+    a, b = archspec.compile(VIT_B_16), archspec.compile(VIT_B_32)
+    rows = {r["path"]: r for r in diff_rows(a, b)}
+    assert list(rows)[:4] == ["conv_proj", "tokens", "class_token", "encoder/pos_embedding"]
+    assert rows["conv_proj"]["a"] == "conv 16×16/16, 768" and rows["conv_proj"]["b"] == "conv 32×32/32, 768"
+    assert [fmt_shape(rows["tokens"][k]) for k in ("shape_a", "shape_b")] == ["196×768 (tokens)", "49×768 (tokens)"]
+    assert rows["class_token"]["changes"] == "input 196×768 (tokens) → 49×768 (tokens)"
+    layer = rows["encoder/layers/encoder_layer_0"]
+    assert (layer["status"], layer["d_params"]) == ("changed", 0)
+    assert layer["changes"] == "input 197×768 (tokens) → 50×768 (tokens)"
+    assert layer["d_macs"] < 0
+    assert rows["encoder/pos_embedding"]["d_params"] == (50 - 197) * 768
+    assert (fmt_shape(rows["class_out"]["shape_a"]), rows["class_out"]["status"]) == ("768", "changed")
+    assert rows["heads/head"]["status"] == "same"
+    inference = diff_table(a, b).total_rows[0]
+    assert (inference["params_a"], inference["params_b"]) == (86_567_656, 88_224_232)
+
+
+def test_vit_against_maxvit_reads_as_rows_added_and_removed():
+    rows = diff_rows(archspec.compile(VIT_B_16), archspec.compile(ROOT / "specs" / "maxvit_t.yaml"))
+    status = {r["path"]: r["status"] for r in rows}
+    assert status["class_token"] == "removed" and status["conv_proj"] == "removed"
+    assert "added" in {status[p] for p in status if p.startswith("blocks")}
+
+
+def test_cli_markdown_shows_token_shapes():
+    r = run("diff", VIT_B_16, VIT_B_32, "--markdown")
+    assert r.returncode == 0, r.stderr
+    assert "| tokens | to tokens | input 768×14×14 → 768×7×7 | 196×768 (tokens) → 49×768 (tokens) |" in r.stdout

@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_TRANSFORMERS
 
 import archspec
 from archspec.draw import DrawError, build_view, render, to_dot
@@ -65,6 +66,19 @@ def test_full_depth_has_a_cluster_per_block_and_a_box_per_op(googlenet, heads):
     assert sorted(clusters(source)) == sorted(units(googlenet, heads))
     assert len(op_boxes(source)) == len(ops(googlenet, heads))
     assert ("aux1" in source) is heads
+
+
+@pytest.mark.parametrize("name", SMALL_TRANSFORMERS)
+def test_transformers_draw_every_block_and_op_with_their_shapes(name):
+    """Torch-free, so at the spec's own input: the token (ViT) and channels-last (MaxViT) shapes on the edges."""
+    typed = archspec.compile(SPECS / f"{name}.yaml")
+    source = to_dot(typed).source
+    assert sorted(clusters(source)) == sorted(units(typed))
+    assert len(op_boxes(source)) == len(ops(typed))
+    shown = {"vit_b_32": ["50×768 (tokens)", "768×7×7"], "maxvit_t": ["56×56×64", "7×7×512"]}[name]
+    assert all(s in source for s in shown), [s for s in shown if s not in source]
+    overview = to_dot(typed, depth=1).source
+    assert len(op_boxes(overview)) < len(op_boxes(source))
 
 
 def test_clusters_are_titled_with_name_and_widths(googlenet):

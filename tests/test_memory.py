@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPRESENTATIVE_SPECS
+from conftest import REPRESENTATIVE_SPECS, SMALL_TRANSFORMERS
 
 import archspec
 from archspec.memory import available, check_memory, estimate, fmt_bytes, host_available, parse_size
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = REPRESENTATIVE_SPECS
+SPECS = REPRESENTATIVE_SPECS + [ROOT / "specs" / f"{name}.yaml" for name in SMALL_TRANSFORMERS]  # on meta: cheap
 TINY = ROOT / "tests" / "fixtures" / "tiny.yaml"
 
 HUGE = """\

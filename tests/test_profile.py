@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPRESENTATIVE_SPECS
+from conftest import REPRESENTATIVE_SPECS, SMALL_TRANSFORMERS
+from conftest import SPECS as SPEC_DIR
 
 import archspec
 from archspec.backends.torch_fx import DeviceError
@@ -192,3 +193,23 @@ def test_every_spec_profiles_block_by_block(spec):
     assert math.isclose(sum(r["time_ms"] for r in table.rows), table.total_rows[0]["time_ms"], rel_tol=1e-9)
     assert math.isclose(sum(r["share"] for r in table.rows), 1.0, rel_tol=1e-9)
     assert sum(r["time_ms"] > 0 for r in table.rows) > len(blocks) // 2
+
+
+@pytest.mark.parametrize("name", SMALL_TRANSFORMERS)
+def test_small_transformers_profile_block_by_block(name):
+    """Optimised, at depth 3: each encoder layer (ViT) and each stage's blocks (MaxViT) get a row, and a block's
+    time is its rows' sum."""
+    from archspec.summary import layer_rows
+
+    small = SMALL_TRANSFORMERS[name]
+    spec = SPEC_DIR / f"{name}.yaml"
+    table = profile(spec, vars=small, optimize=True, depth=3, repeat=1, warmup=0)
+    blocks = [r["path"] for r in layer_rows(archspec.compile(spec, **small), 3) if not r["train_only"]]
+    assert [r["path"] for r in table.rows if r["path"] != OTHER] == blocks
+    time = {r["path"]: r["time_ms"] for r in table.rows}
+    top = [p for p in time if "/" not in p]
+    assert math.isclose(sum(time[p] for p in top), table.total_rows[0]["time_ms"], rel_tol=1e-9)
+    for path in time:
+        inside = [p for p in time if p.rpartition("/")[0] == path]
+        assert not inside or math.isclose(sum(time[p] for p in inside), time[path], rel_tol=1e-9), path
+    assert sum(t > 0 for t in time.values()) > len(blocks) // 2

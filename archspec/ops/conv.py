@@ -1,4 +1,10 @@
-"""2-D convolution: `conv(out, k, s=1, p=0, d=1, groups=1, bias=true)`."""
+"""2-D convolution: `conv(out, k, s=1, p=0, d=1, groups=1, bias=true, exact=false)`.
+
+`exact=true` makes the windows' tiling of the input a shape rule: an H or W whose last rows or
+columns the stride would skip is refused (`indivisible-size`) rather than silently dropped. A
+Vision Transformer's patch embedding (`conv(768, 16, s=16, exact=true)`) says so: torchvision's
+ViT refuses an image size that is not a multiple of its patch size.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ class ConvAttrs(Attrs):
     d: PosPair = Field((1, 1), validation_alias=AliasChoices("d", "dilation"))
     groups: Pos = 1
     bias: bool = True
+    exact: bool = False
 
 
 def _padding(a: ConvAttrs) -> tuple[int, int] | None:
@@ -30,7 +37,8 @@ def _padding(a: ConvAttrs) -> tuple[int, int] | None:
 
 def _infer(a: ConvAttrs, ins: list[Shape]) -> Shape:
     """C×H×W → out×H′×W′ with H′ = ⌊(H + 2p − d·(k − 1) − 1) / s⌋ + 1, and likewise W′; `same` keeps H×W.
-    Refuses an output below 1×1, `same` with a stride, and `groups` that does not divide both C and `out`."""
+    Refuses an output below 1×1, `same` with a stride, and `groups` that does not divide both C and `out`;
+    with `exact=true`, an H or W whose last rows or columns the windows leave out (`indivisible-size`)."""
     c, h, w = need_chw("conv", ins[0])
     if c % a.groups or a.out % a.groups:
         raise ShapeError(f"conv groups={a.groups} must divide both channel counts",
@@ -47,7 +55,30 @@ def _infer(a: ConvAttrs, ins: list[Shape]) -> Shape:
         out_hw = (conv_size(h, a.k[0], a.s[0], pad[0], a.d[0]),
                   conv_size(w, a.k[1], a.s[1], pad[1], a.d[1]))
     check_spatial("conv", (h, w), out_hw, lambda: f"{fmt_window(a.k, a.s)} p{_pad_text(a)}")
+    if a.exact and pad is not None:
+        _check_exact(a, pad, (h, w))
     return (a.out, out_hw[0], out_hw[1])
+
+
+def _check_exact(a: ConvAttrs, pad: tuple[int, int], hw: tuple[int, int]) -> None:
+    """Refuse a size the windows do not tile: (size + 2p − d·(k − 1) − 1) not a multiple of s."""
+    left = [(size + 2 * p - d * (k - 1) - 1) % s for size, k, s, p, d in zip(hw, a.k, a.s, pad, a.d, strict=True)]
+    if not any(left):
+        return
+    patches = a.k == a.s and pad == (0, 0) and a.d == (1, 1)
+    if patches and a.k[0] == a.k[1]:
+        expected = f"H and W multiples of {a.k[0]}"
+    elif patches:
+        expected = f"H a multiple of {a.k[0]} and W of {a.k[1]}"
+    else:
+        expected = "H + 2p − d·(k − 1) − 1 a multiple of s, and likewise W"
+    dropped = " and ".join(f"{n} {what}{'s' if n > 1 else ''}"
+                           for n, what in zip(left, ("row", "column"), strict=True) if n)
+    what = (f"{a.k[0]}×{a.k[1]} patches (conv {fmt_window(a.k, a.s)}) leave" if patches
+            else f"conv {fmt_window(a.k, a.s)} p{_pad_text(a)} with exact=true leaves")
+    raise ShapeError(f"{what} the last {dropped} of a {hw[0]}×{hw[1]} input uncovered", expected=expected,
+                     found=f"H×W = {hw[0]}×{hw[1]}", hint="change the input size or the patch size",
+                     code="indivisible-size")
 
 
 def _pad_text(a: ConvAttrs) -> str:
@@ -89,5 +120,6 @@ register(Op(
     name="conv", attrs=ConvAttrs, infer=_infer, emit=_emit, params=_params, macs=_macs, weights=_weights,
     kind="conv", label=_label, source=_source, torch_modules=("Conv",),
     doc="2-D convolution. `k`, `s`, `d` take a number or a pair [h, w]; `p` a number, a pair, "
-        "`same` (stride 1 only) or `valid`. Input channels are inferred.",
+        "`same` (stride 1 only) or `valid`. Input channels are inferred. `exact=true` refuses an input the "
+        "windows do not tile exactly (a patch embedding's size not a multiple of the patch).",
 ))

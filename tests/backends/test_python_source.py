@@ -302,6 +302,46 @@ def test_an_op_without_a_source_form_is_a_located_error(write_spec) -> None:
     assert "'opaque_test_op'" in diag.message and ".onnx" in (diag.hint or "")
 
 
+def test_a_block_as_wide_out_as_in_writes_its_width_as_the_parameter_that_carries_it(write_spec) -> None:
+    """A transformer block given its width D (`encoder_block(heads, hidden_dim, ...)`) reads
+    `nn.LayerNorm(hidden_dim)`, not the number; a block whose output is narrower keeps the number even where an
+    argument happens to equal its input's width."""
+    path = write_spec("""
+        archspec: 1
+        name: widths
+        input: [16]
+        blocks:
+          mlp:
+            params: [hidden, width]
+            body:
+              ln: layernorm
+              up: linear($hidden)
+              down: linear($width)
+          narrow:
+            params: [hidden, out]
+            body:
+              up: linear($hidden)
+              down: linear($out)
+        body:
+          a: mlp(64, 16)
+          b: mlp(32, 16)
+          c: narrow(16, 8)
+    """)
+    source, _ = _run_both(path)
+    mlp = source.split("class Mlp(nn.Module):")[1].split("\nclass ")[0]
+    assert "nn.LayerNorm(width)" in mlp and "nn.Linear(width, hidden)" in mlp and "16" not in mlp
+    narrow = source.split("class Narrow(nn.Module):")[1].split("\nclass ")[0]
+    assert "nn.Linear(16, hidden)" in narrow
+
+
+def test_the_vit_encoder_block_reads_as_written_by_hand() -> None:
+    source = emit_python(archspec.compile(ROOT / "specs" / "vit_b_32.yaml", input=[3, 64, 64]))
+    block = source.split("class EncoderBlock(nn.Module):")[1].split("\nclass ")[0]
+    assert "nn.LayerNorm(hidden_dim, eps=1e-06)" in block and "SelfAttention(hidden_dim, num_heads" in block
+    assert "768" not in block
+    assert 'EncoderBlock(12, 768, 3072, 0.0, 0.0)' in source
+
+
 def test_helpers_are_written_once_and_only_when_used(write_spec) -> None:
     path = write_spec("""
         archspec: 1

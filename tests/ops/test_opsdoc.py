@@ -31,7 +31,7 @@ def test_every_op_has_a_section() -> None:
 
 
 def test_signature_has_defaults_as_written_in_a_spec() -> None:
-    assert opsdoc.signature(REGISTRY["conv"]) == "conv(out, k, s=1, p=0, d=1, groups=1, bias=true)"
+    assert opsdoc.signature(REGISTRY["conv"]) == "conv(out, k, s=1, p=0, d=1, groups=1, bias=true, exact=false)"
     assert opsdoc.signature(REGISTRY["maxpool"]) == "maxpool(k, s=null, p=0, d=1, ceil=false)"
     assert opsdoc.signature(REGISTRY["relu"]) == "relu"
 

@@ -151,8 +151,8 @@ def test_a_size_not_divisible_is_a_located_error(write_spec: SpecWriter, mode: s
     """)
     assert (diag.code, diag.path, diag.loc.line) == ("indivisible-size", "attn", 6)
     assert diag.expected == "H and W multiples of 4" and diag.found == "H×W = 14×21"
-    assert diag.hint == ("change the input size or the partition size; the smallest input this network accepts "
-                         "is 4×4 (given 14×21)")
+    assert diag.hint == ("change the input size or the partition size; the nearest inputs that work: 12×20 and "
+                         "16×24; the smallest input this network accepts is 4×4 (given 14×21)")
 
 
 def test_heads_that_do_not_divide_the_channels_are_refused(write_spec: SpecWriter) -> None:

@@ -97,6 +97,10 @@ EDGE_CASES: list[tuple[Case, Outcome]] = [
     (op_call("conv", (4, 6, 6), 3, 3, groups=2), ERROR),
     # spatial ops refuse a flat input
     (op_call("conv", (4,), 3, 1), ERROR),
+    # exact=true: windows that tile the input (a ViT's patches), as torch computes them
+    (op_call("conv", (3, 224, 224), 768, 16, s=16, exact=True), (768, 14, 14)),
+    (op_call("conv", (3, 224, 192), 8, [16, 32], s=[16, 32], exact=True), (8, 14, 6)),
+    (op_call("conv", (3, 7, 7), 8, 3, s=2, p=1, exact=True), (8, 4, 4)),
     (op_call("maxpool", (4,), 1), ERROR),
     (op_call("global_avgpool", (4,)), ERROR),
     # merges
@@ -171,6 +175,7 @@ ERROR_CODES = [
     (op_call("avgpool", (1, 3, 1), 2, s=1), "input-too-small"),
     (op_call("maxpool", (1, 8, 8), 3, p=2), "shape-mismatch"),
     (op_call("conv", (3, 5, 6), 4, 3, s=2, p="same"), "shape-mismatch"),
+    (op_call("conv", (3, 230, 230), 768, 16, s=16, exact=True), "indivisible-size"),
     (op_call("conv", (4, 6, 6), 6, 3, groups=3), "shape-mismatch"),
     (op_call("concat", [(64, 28, 28), (32, 27, 28)]), "shape-mismatch"),
     (op_call("linear", (4, 3, 4), 5), "shape-mismatch"),
@@ -200,6 +205,10 @@ STRICTER_THAN_TORCH = [
     op_call("permute", (3, 4, 5), [0, 2, 1, 3]),
     # a conv on a channels-last tensor: torch would read H as the channels
     op_call("conv", ChannelsLast((3, 4, 3)), 2, 1),
+    # exact=true: torch drops the rows and columns the windows leave out (torchvision's ViT refuses them)
+    op_call("conv", (3, 230, 224), 768, 16, s=16, exact=True),
+    op_call("conv", (3, 224, 232), 8, [16, 32], s=[16, 32], exact=True),
+    op_call("conv", (3, 8, 7), 8, 3, s=2, p=1, exact=True),
 ]
 
 

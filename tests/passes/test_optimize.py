@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPRESENTATIVE_SPECS
+from conftest import REPRESENTATIVE_SPECS, SMALL_TRANSFORMERS
 from torch import nn
 
 import archspec
@@ -54,6 +54,18 @@ def test_outputs_unchanged(built, passes):
     with torch.inference_mode():
         got = optimized(x)
     assert set(optimized.passes) == set(passes or default_passes("cpu"))
+    assert relative_error(expected, got) <= 1e-4, name
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n == "maxvit_t" else [])
+                                  for n in SMALL_TRANSFORMERS])  # MaxViT-T: 3 to 5 s on 2 cores
+def test_transformer_outputs_unchanged(name):
+    """Every pass together, the attention computed through scaled_dot_product_attention, at a small input."""
+    module = archspec.build(archspec.compile(SPECS / f"{name}.yaml", **SMALL_TRANSFORMERS[name])).eval()
+    x = torch.randn(2, *module.typed.input_shape, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = module(x)
+        got = optimize(module)(x)
     assert relative_error(expected, got) <= 1e-4, name
 
 

@@ -124,3 +124,27 @@ def test_a_reserved_name_says_why_and_lists_only_real_collisions(write_spec) -> 
 def test_min_input_is_one_patch() -> None:
     assert archspec.compile(SPECS / "vit_b_16.yaml").smallest_input() == (16, 16)
     assert archspec.compile(SPECS / "vit_h_14.yaml").smallest_input() == (14, 14)
+
+
+def test_an_image_size_not_a_multiple_of_the_patch_is_a_located_error() -> None:
+    """torchvision's ViT refuses such a size; the patch conv would otherwise drop its last rows and columns."""
+    with torch.device("meta"):
+        reference("vit_b_16", image_size=224)
+        with pytest.raises(AssertionError, match="divisible by patch size"):
+            reference("vit_b_16", image_size=230)
+    with pytest.raises(archspec.SpecError) as info:
+        archspec.compile(SPECS / "vit_b_16.yaml", input=[3, 230, 230])
+    (diag,) = info.value.diagnostics
+    assert (diag.code, diag.path, diag.loc.line) == ("indivisible-size", "conv_proj", 18)
+    assert diag.message == ("16×16 patches (conv 16×16/16) leave the last 6 rows and 6 columns of a 230×230 "
+                            "input uncovered")
+    assert diag.expected == "H and W multiples of 16" and diag.found == "H×W = 230×230"
+    assert diag.hint == ("change the input size or the patch size; the nearest inputs that work: 224×224 and "
+                         "240×240; the smallest input this network accepts is 16×16 (given 230×230)")
+
+
+def test_the_nearest_sizes_move_each_axis_on_its_own() -> None:
+    with pytest.raises(archspec.SpecError) as info:
+        archspec.compile(SPECS / "vit_b_32.yaml", input=[3, 224, 200])
+    (diag,) = info.value.diagnostics
+    assert diag.found == "H×W = 224×200" and "the nearest inputs that work: 224×192 and 224×224;" in (diag.hint or "")

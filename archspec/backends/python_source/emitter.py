@@ -101,8 +101,7 @@ class Emitter:
             return None
         names = {p.name: pyname(p.name) for p in block.params}
         in_name = next(n for n in ("in_ch", "in_channels", "in_ch_") if n not in names.values())
-        chans = {channels(self.shape(i[0])) for i in ins}
-        in_expr: Expr = Lit(0, chans.pop()) if len(chans) == 1 else Var(0, in_name)
+        in_expr = self._in_channels(block, insts, [channels(self.shape(i[0])) for i in ins], names, in_name)
         env = {**self.var_env, **{p: Var(0, py) for p, py in names.items()}}
         body = Body(self, rep, env, in_expr)
         body.walk(block.layer, "", env)
@@ -123,6 +122,20 @@ class Emitter:
                      in_name, body.ch[rep.output or ""])
         cls.code, cls.refs = body.class_code(cls, ctor, self.param_types(block, insts)), body.refs
         return cls
+
+    def _in_channels(self, block: BlockDef, insts: list[Scope], chans: list[int | None], names: dict[str, str],
+                     in_name: str) -> Expr:
+        """How the class writes its input's channel count: `in_name` (a constructor argument) where it varies
+        between uses; where it does not, in a block whose output is as wide as its input, the one parameter
+        that carries that width in every use (a transformer block's `hidden_dim`, so `nn.LayerNorm(hidden_dim)`
+        reads as written by hand; a width that merely equals some argument stays a number), else the number."""
+        if len(set(chans)) > 1:
+            return Var(0, in_name)
+        if any(inst.output is None or channels(self.shape(inst.output)) != chans[0] for inst in insts):
+            return Lit(0, chans[0])
+        carried = [p.name for p in block.params
+                   if all((inst.args or {}).get(p.name) == c for inst, c in zip(insts, chans, strict=True))]
+        return Var(0, names[carried[0]]) if len(carried) == 1 else Lit(0, chans[0])
 
     def class_name(self, block_name: str) -> str:
         name = base = camel(block_name)
