@@ -49,10 +49,18 @@ def module_op(module: Any, ins: list[Shape]) -> OpCall:
         except (ValueError, TypeError) as exc:
             problems.append(f"{op.name}: {str(exc).splitlines()[0]}")
             continue
-        if _same_module(op, call, module, ins):
+        problem = _difference(op, call, module, ins)
+        if problem is None:
             return call
-        problems.append(f"{op.name}({_short(call)}) builds {_emitted_repr(op, call, ins)}")
-    raise Unmapped(f"{cls}({module.extra_repr()}) is not reproduced by any op: " + "; ".join(problems))
+        problems.append(f"{op.name}({_short(call)}) {problem}")
+    raise Unmapped(f"{_describe(module)} is not reproduced by any op: " + "; ".join(problems))
+
+
+def _describe(module: Any) -> str:
+    """`Conv2d(3, 8, kernel_size=(3, 3))`: the module's own one-line repr where it writes one
+    (StochasticDepth's names its mode), else its class and `extra_repr`."""
+    text = repr(module)
+    return text if "\n" not in text else f"{type(module).__name__}({module.extra_repr()})"
 
 
 def fused_op(module: Any, ins: list[Shape]) -> OpCall:
@@ -108,16 +116,59 @@ def emitted(op: Op, call: OpCall, ins: list[Shape]) -> Any:
     return op.emit(op.attrs.model_validate(dict(call.values)), ins)
 
 
-def _same_module(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> bool:
+def _difference(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> str | None:
+    """How the module the op's emitter builds differs from `module`; None if it is the same module.
+
+    A module of the op's own class must have the same constants and weight shapes. One of another class
+    (torchvision's LayerNorm2d, StochasticDepth) must also compute the same, given the same weights."""
+    from torch import nn
+
     out = emitted(op, call, ins)
+    built = f"builds {_emitted_repr(op, call, ins)}"
     if isinstance(out, FunctionCall):  # a stateless module (nn.ReLU) the backend writes as a call
-        return not list(module.parameters(recurse=False)) and _function_matches(out, type(module))
-    if type(out) is not type(module):
-        return False
+        return None if not list(module.parameters(recurse=False)) and _function_matches(out, type(module)) else built
+    if not isinstance(out, nn.Module):
+        return built
     names = [n for n in getattr(type(module), "__constants__", []) if n != "inplace"]  # in place: the same result
     same = all(_same_value(getattr(out, n, None), getattr(module, n, None)) for n in names)
     shapes = {k: tuple(v.shape) for k, v in out.state_dict().items()}
-    return same and shapes == {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    if not same or shapes != {k: tuple(v.shape) for k, v in module.state_dict().items()}:
+        return built
+    if type(out) is type(module):
+        return None
+    return _behaviour_difference(out, module, ins)
+
+
+def _behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None:
+    """Whether `out`, given `module`'s weights (random ones where it has none yet: a module on the meta
+    device), gives `module`'s outputs on random inputs, in eval and in training mode from one seed."""
+    import copy
+
+    import torch
+
+    if len(ins) != 1:
+        return f"builds {type(out).__name__}, another class, whose results are not compared on {len(ins)} inputs"
+    source, mine = copy.deepcopy(module).to_empty(device="cpu"), copy.deepcopy(out).to_empty(device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for t in [*source.parameters(), *source.buffers()]:
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5)  # positive: a running variance stays one
+    mine.load_state_dict(source.state_dict(), strict=True)
+    x = torch.randn(16, *_small(ins)[0])  # sixteen samples, four seeds: a random mask that differs shows
+    for mode, seeds in (("eval", [1]), ("training", [1, 2, 3, 4])):
+        source.train(mode == "training")
+        mine.train(mode == "training")
+        for seed in seeds:
+            with torch.no_grad():
+                torch.manual_seed(seed)
+                want = source(x.clone())
+                torch.manual_seed(seed)
+                got = mine(x.clone())
+            if not (isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape == want.shape
+                    and torch.equal(got, want)):
+                return f"builds {type(out).__name__}, which gives other outputs in {mode} mode"
+    return None
 
 
 def _same_value(a: Any, b: Any) -> bool:

@@ -351,12 +351,12 @@ class _Builder:
         owner = _stack(node)[-1] if _stack(node) else ""
         try:
             if node.op == "call_module":
-                module = self.modules[node.target]
+                module, owner = self.modules[node.target], node.target
                 self.calls[node.target] = self.calls.get(node.target, 0) + 1
                 if self.calls[node.target] > 1 and list(module.parameters()):
                     raise Unmapped(f"{type(module).__name__} is called twice: the spec gives each use its own weights")
                 call = module_op(module, ins)
-                owner, name = node.target, node.target.rsplit(".", 1)[-1]
+                name = node.target.rsplit(".", 1)[-1]
                 if self.calls[node.target] > 1:
                     name = f"{name}_{self.calls[node.target] - 1}"
             elif node.op in ("call_function", "call_method"):

@@ -95,3 +95,17 @@ class WithUnusedWeights(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+
+class Residual(nn.Module):
+    """A conv on a residual branch behind torchvision's StochasticDepth (a whole-batch one for `mode="batch"`)."""
+
+    def __init__(self, mode: str = "row"):
+        super().__init__()
+        from torchvision.ops import StochasticDepth
+
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.drop = StochasticDepth(0.25, mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop(self.conv(x))

@@ -8,6 +8,9 @@ import pytest
 import torch
 import torchvision
 
+import archspec
+
+from . import nets
 from .common import code_lines, imported, on_meta, round_trip, same_keys_on_meta
 from .nets import TinyNet
 
@@ -74,3 +77,19 @@ def test_expect_holds_the_parameter_count_and_output():
     text, graph = imported(TinyNet(num_classes=7), (3, 32, 32), "tiny")
     assert f"params: {sum(p.numel() for p in TinyNet(num_classes=7).parameters())}" in text
     assert "output: [7]" in text
+
+
+def test_stochastic_depth_per_sample_is_drop_path_and_equal_in_training_mode():
+    torch.manual_seed(0)
+    net = nets.Residual("row")
+    text = round_trip(net, (8, 8, 8))
+    assert "drop_path(0.25)" in text
+    built = archspec.build(archspec.loads(text))
+    built.load_state_dict(net.state_dict(), strict=True)
+    x = torch.randn(4, 8, 8, 8)
+    net.train()
+    built.train()
+    torch.manual_seed(1)
+    want = net(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(built(x), want, rtol=0, atol=0)
