@@ -14,7 +14,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, module_op
+from ..ops.registry import channel_count
+from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, module_op, param_op
 
 
 class Refused(Exception):
@@ -186,6 +187,10 @@ def _untraceable(root: Any, exc: Exception) -> Refused:
 
 
 def _shape(node: Any) -> tuple[int, ...]:
+    """The node's output shape without the batch axis; the op's own (`ChannelsLast` after a permute) where the
+    node is an op's."""
+    if "archspec_shape" in node.meta:
+        return node.meta["archspec_shape"]  # type: ignore[no-any-return]
     meta = node.meta.get("tensor_meta")
     if meta is None or not hasattr(meta, "shape"):
         raise Refused("import-unsupported", _stack(node)[-1] if _stack(node) else "", _where(node),
@@ -339,15 +344,14 @@ class _Builder:
             name = path.rsplit(".", 1)[-1]
             if type(module) in (nn.Sequential, nn.ModuleList, nn.ModuleDict):
                 return name, body, False
-            shape = _shape(ins[0])
-            return name, Inst(path, type(module), body, shape[0] if shape else None), False
+            return name, Inst(path, type(module), body, channel_count(_shape(ins[0]))), False
         node = key[1]
         return self.leaf(node)
 
     def leaf(self, node: Any) -> tuple[str, OpCall, bool]:
         from ..ops.registry import REGISTRY
 
-        ins = [_shape(a) for a in _flat_inputs(node)]
+        ins = [_shape(a) for a in _flat_inputs(node) if a.op != "get_attr"]
         owner = _stack(node)[-1] if _stack(node) else ""
         try:
             if node.op == "call_module":
@@ -359,6 +363,8 @@ class _Builder:
                 name = node.target.rsplit(".", 1)[-1]
                 if self.calls[node.target] > 1:
                     name = f"{name}_{self.calls[node.target] - 1}"
+            elif any(a.op == "get_attr" for a in _flat_inputs(node)):
+                call, name = self.param_leaf(node, owner, ins)
             elif node.op in ("call_function", "call_method"):
                 call = function_op(node.target, node.args, node.kwargs, ins)
                 name = _local(node.name)
@@ -369,7 +375,38 @@ class _Builder:
         except Unmapped as exc:
             raise Refused("import-unsupported", owner, _where(node), str(exc),
                           hint="see docs/ops.md for the ops the language has") from None
+        _record_layout(node, call, ins)
         return name, call, REGISTRY[call.op].arity is None
+
+    def param_leaf(self, node: Any, owner: str, ins: list[Any]) -> tuple[OpCall, str]:
+        """A call on a parameter of the module it is made in (ConvNeXt's `self.layer_scale * x`): the op that
+        owns such a tensor on its enclosing scope, named as the parameter, so that its key stays the same."""
+        from torch import nn
+
+        reads = [a for a in _flat_inputs(node) if a.op == "get_attr"]
+        if len(reads) != 1 or node.op != "call_function":
+            raise Unmapped(f"{node.format_node()} uses {len(reads)} parameters or buffers directly, not through "
+                           "a module")
+        scope, _, attr = reads[0].target.rpartition(".")
+        tensor = getattr(self.modules.get(scope), attr, None)
+        if scope != owner or not isinstance(tensor, nn.Parameter):
+            raise Unmapped(f"{node.format_node()} uses {reads[0].target} directly, not a parameter of the module "
+                           f"it is used in ({owner or 'the root module'})")
+        return param_op(node.target, node.args, node.kwargs, ins, tensor, reads[0]), attr
+
+
+def _record_layout(node: Any, call: OpCall, ins: list[Any]) -> None:
+    """Keep the shape the op gives, which carries the layout (H×W×C after `permute([0, 2, 3, 1])`) that the
+    traced shape lacks, so that the ops after it are read as the language reads them."""
+    from ..ops.registry import REGISTRY, ShapeError
+
+    op = REGISTRY[call.op]
+    try:
+        shape = op.infer(op.attrs.model_validate(dict(call.values)), ins)
+    except (ShapeError, ValueError, TypeError):
+        return
+    if tuple(shape) == _shape(node):
+        node.meta["archspec_shape"] = shape
 
 
 def _local(name: str) -> str:

@@ -109,3 +109,15 @@ class Residual(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop(self.conv(x))
+
+
+class Scaled(nn.Module):
+    """A conv whose output is multiplied by a learned tensor of the module itself (ConvNeXt's layer scale)."""
+
+    def __init__(self, shape: tuple[int, ...] = (8, 1, 1)):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.gamma = nn.Parameter(torch.full(shape, 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gamma * self.conv(x)  # GAMMA-LINE

@@ -93,3 +93,13 @@ def test_stochastic_depth_per_sample_is_drop_path_and_equal_in_training_mode():
     want = net(x)
     torch.manual_seed(1)
     torch.testing.assert_close(built(x), want, rtol=0, atol=0)
+
+
+def test_a_parameter_multiplied_in_a_forward_is_a_layer_scale_under_its_own_key():
+    torch.manual_seed(0)
+    net = nets.Scaled()
+    text = round_trip(net, (8, 8, 8))
+    assert "gamma: layer_scale(init=0.5)" in text
+    with torch.no_grad():
+        net.gamma.uniform_()  # weights that are not the initial value still load and give the same outputs
+    round_trip(net, (8, 8, 8))

@@ -19,11 +19,10 @@ from .common import on_meta, round_trip, same_keys_on_meta
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 NOT_YET = {  # family: (one member, what the refusal names)
-    "convnext": ("convnext_tiny", "Permute"),
     "densenet": ("densenet121", "reads 2 inputs"),
 }
-SMALL = {"alexnet", "efficientnet_b0", "mnasnet0_5", "mobilenet_v3_small", "regnet_x_400mf", "squeezenet1_1",
-         "resnet18", "shufflenet_v2_x0_5"}
+SMALL = {"alexnet", "convnext_tiny", "efficientnet_b0", "mnasnet0_5", "mobilenet_v3_small", "regnet_x_400mf",
+         "squeezenet1_1", "resnet18", "shufflenet_v2_x0_5"}
 ON_CPU = ("regnet",)  # torchvision's RegNet cannot be built on the meta device
 TOO_BIG = {"regnet_y_128gf"}  # built on the CPU first: 644 M parameters, 2.6 GB, too much for CI; its family runs
 
