@@ -96,6 +96,7 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
     except Exception as exc:  # noqa: BLE001 - any failure of fx is the user's module refusing to trace
         raise _untraceable(module, exc) from None
     _split_chunks(graph)
+    _grown_concats(graph)
     gm = fx.GraphModule(module, graph)
     try:
         _shapes(gm, input_shape)
@@ -134,6 +135,60 @@ def _split_chunks(graph: Any) -> None:
             use.replace_all_uses_with(part)
             graph.erase_node(use)
         graph.erase_node(node)
+
+
+def _grown_concats(graph: Any) -> None:
+    """A list that grows by one output at a time and is concatenated at each step (DenseNet: each layer reads
+    `torch.cat([x0, y1, ..., yk])` of all earlier outputs) as a chain: the concatenation of the list with
+    `yk` added is `cat([previous, yk])`, made right after `yk` in the module that gave `yk`. So each module
+    reads one input and gives its input and its new channels, as a spec writes it
+    (`out: concat(input, conv2)`); concatenation only copies, so the values are the same.
+
+    Only a concatenation whose list less its last item is that of another one is rewritten; the first of a
+    chain of one item (`torch.cat([x0])`) is that item."""
+    import torch
+
+    def key(node: Any) -> Any:
+        items = node.args[0] if node.args else None
+        if node.op != "call_function" or node.target is not torch.cat or not isinstance(items, (list, tuple)):
+            return None
+        if not items or not all(_is_node_arg(a) for a in items):
+            return None
+        return tuple(items), tuple(node.args[1:]), tuple(sorted(node.kwargs.items()))
+
+    order = {n: k for k, n in enumerate(graph.nodes)}
+    cats = {key(n): n for n in graph.nodes if key(n) is not None}
+    now: dict[Any, Any] = {}
+    """Each concatenation of a chain to the node that now computes it."""
+    for node in list(graph.nodes):
+        k = key(node)
+        prev = cats.get((k[0][:-1], *k[1:])) if k is not None and len(k[0]) > 1 else None
+        if prev is None:
+            continue
+        last = k[0][-1]
+        if prev not in now:
+            now[prev] = prev.args[0][0] if len(prev.args[0]) == 1 else prev
+        base = now[prev]
+        if order.get(base, -1) > order[last]:
+            continue
+        with graph.inserting_after(last):
+            grown = graph.call_function(torch.cat, ([base, last], *node.args[1:]), dict(node.kwargs))
+        stack = dict(last.meta.get("nn_module_stack", {}))
+        if last.op == "call_module" and stack and list(stack.values())[-1][0] == last.target:
+            stack.popitem()  # a leaf's own entry: the new node is made in the module that called it
+        grown.meta = {**node.meta, "nn_module_stack": stack}
+        order[grown] = order[last]
+        now[node] = grown
+    for old, new in now.items():
+        if old is not new:
+            old.replace_all_uses_with(new)
+    for old in reversed(list(now)):
+        if old is not now[old] and not old.users:
+            graph.erase_node(old)
+
+
+def _is_node_arg(value: Any) -> bool:
+    return type(value).__name__ == "Node"
 
 
 def _op_functions(module: Any) -> tuple[Any, ...]:

@@ -165,12 +165,19 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_NOT_TEXT = re.compile(r"[-+]?(\d[\d_]*\.?\d*([eE][-+]?\d+)?|\.\d+|\.inf|\.nan)|true|false|null|~|yes|no|on|off|",
+                       re.IGNORECASE)
+"""Strings YAML would read as something else: numbers, booleans, null, the empty string."""
+
+
 def _scalar(v: Any, flow: bool) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return str(v)
     s = str(v)
+    if isinstance(v, str) and _NOT_TEXT.fullmatch(s):  # a module named `0` (an iterated ModuleList's item)
+        return _quote(s)
     if flow and any(c in s for c in ",[]{}:#") or s[:1] in "!&*?|>%@`'\"{[" or ": " in s or " #" in s:
         return _quote(s)
     return s

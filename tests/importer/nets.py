@@ -121,3 +121,38 @@ class Scaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.gamma * self.conv(x)  # GAMMA-LINE
+
+
+class DenseLayer(nn.Module):
+    """Reads the list of every earlier output, concatenated; gives `growth` new channels."""
+
+    def __init__(self, cin: int, growth: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(cin)
+        self.conv = nn.Conv2d(cin, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.conv(torch.relu(self.bn(torch.cat(features, 1))))
+
+
+class DenseBlock(nn.ModuleList):
+    """Each layer reads all earlier outputs; the block gives them all, concatenated."""
+
+    def __init__(self, width: int, growth: int, layers: int):
+        super().__init__(DenseLayer(width + k * growth, growth) for k in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self:
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Dense(nn.Module):
+    def __init__(self, width: int = 8, growth: int = 4, layers: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.block = DenseBlock(width, growth, layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(self.stem(x))

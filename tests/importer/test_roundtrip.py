@@ -103,3 +103,14 @@ def test_a_parameter_multiplied_in_a_forward_is_a_layer_scale_under_its_own_key(
     with torch.no_grad():
         net.gamma.uniform_()  # weights that are not the initial value still load and give the same outputs
     round_trip(net, (8, 8, 8))
+
+
+def test_layers_that_read_all_earlier_outputs_become_a_chain_of_concatenations():
+    torch.manual_seed(0)
+    net = nets.Dense()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    text = round_trip(net, (3, 8, 8))
+    assert text.count("concat(input, conv)") == 1  # once, in the one template of the three layers
+    assert "dense_layer" in text and "output: [20, 8, 8]" in text
