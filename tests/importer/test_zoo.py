@@ -50,3 +50,19 @@ def test_timm_inception_networks_round_trip(name):
     text = round_trip(timm.create_model(name, pretrained=False), (3, 160, 160), name)
     if name == "inception_resnet_v2":
         assert "block35:" in text and "{repeat: 10, splice: [block35]}" in text and "scale(0.17)" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "written"), [
+    ("efficientnet_b0", ["stochastic_depth: {when: $add, body: drop_path($p)}"]),
+    ("convnext_tiny", ["layer_scale: layer_scale\n", "- permute([0, 2, 3, 1])\n        - layernorm(eps=1e-06)",
+                       "- [\"conv(96, 4, s=4)\", layernorm(eps=1e-06)]"]),
+    ("densenet121", ["cat: concat(input, conv2)", 'denseblock3: {repeat: 24, start: 1, names: "denselayer{i}", '
+                     "body: dense_layer}"]),
+])
+def test_what_torchvision_writes_in_its_own_classes_is_read_as_the_language_writes_it(name, written):
+    """StochasticDepth is drop_path, LayerNorm2d and a bare layer-scale parameter are ops, a list of all earlier
+    outputs is a chain of concatenations (the round trip itself is test_torchvision_builder_round_trips)."""
+    text = same_keys_on_meta(on_meta(lambda: _build(name)), (3, 224, 224), name)
+    for part in written:
+        assert part in text
