@@ -365,11 +365,12 @@ class _Builder:
         head = members[0]
         own = {f"{path}.{n}" for n, _ in [*module.named_parameters(recurse=False),
                                           *module.named_buffers(recurse=False)]}
-        if not any(a.op == "get_attr" and a.target in own for a in _flat_inputs(head)):
+        reads = [a for a in _flat_inputs(head) if a.op != "get_attr"]
+        if not reads or not any(a.op == "get_attr" and a.target in own for a in _flat_inputs(head)):
             raise Refused("import-unsupported", path, _where(head), f"{type(module).__name__} does not start with "
                           "the op of its own weights")
         try:
-            call = fused_op(module, [_shape(a) for a in _flat_inputs(head) if a.op != "get_attr"][:1])
+            call = fused_op(module, [_shape(a) for a in reads][:1])
         except Unmapped as exc:
             raise Refused("import-unsupported", path, _where(head), str(exc)) from None
         first = Item(_unique(path.rsplit(".", 1)[-1], taken), call)
