@@ -17,7 +17,17 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Callable
 
-from ..ops.registry import REGISTRY, FunctionCall, NoAttrs, Op, Shape, field_aliases
+from ..ops.registry import (
+    REGISTRY,
+    ChannelsLast,
+    FunctionCall,
+    NoAttrs,
+    Op,
+    ParamCall,
+    Shape,
+    channels_last,
+    field_aliases,
+)
 
 
 @dataclass(frozen=True)
@@ -49,10 +59,18 @@ def module_op(module: Any, ins: list[Shape]) -> OpCall:
         except (ValueError, TypeError) as exc:
             problems.append(f"{op.name}: {str(exc).splitlines()[0]}")
             continue
-        if _same_module(op, call, module, ins):
+        problem = _difference(op, call, module, ins)
+        if problem is None:
             return call
-        problems.append(f"{op.name}({_short(call)}) builds {_emitted_repr(op, call, ins)}")
-    raise Unmapped(f"{cls}({module.extra_repr()}) is not reproduced by any op: " + "; ".join(problems))
+        problems.append(f"{op.name}({_short(call)}) {problem}")
+    raise Unmapped(f"{_describe(module)} is not reproduced by any op: " + "; ".join(problems))
+
+
+def _describe(module: Any) -> str:
+    """`Conv2d(3, 8, kernel_size=(3, 3))`: the module's own one-line repr where it writes one
+    (StochasticDepth's names its mode), else its class and `extra_repr`."""
+    text = repr(module)
+    return text if "\n" not in text else f"{type(module).__name__}({module.extra_repr()})"
 
 
 def fused_op(module: Any, ins: list[Shape]) -> OpCall:
@@ -108,16 +126,82 @@ def emitted(op: Op, call: OpCall, ins: list[Shape]) -> Any:
     return op.emit(op.attrs.model_validate(dict(call.values)), ins)
 
 
-def _same_module(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> bool:
+def _difference(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> str | None:
+    """How the module the op's emitter builds differs from `module`; None if it is the same module.
+
+    A module of the op's own class must have the same constants and weight shapes. One of another class
+    (torchvision's LayerNorm2d, StochasticDepth) must also compute the same, given the same weights."""
+    from torch import nn
+
     out = emitted(op, call, ins)
-    if isinstance(out, FunctionCall):  # a stateless module (nn.ReLU) the backend writes as a call
-        return not list(module.parameters(recurse=False)) and _function_matches(out, type(module))
-    if type(out) is not type(module):
-        return False
+    built = f"builds {_emitted_repr(op, call, ins)}"
+    if isinstance(out, FunctionCall):  # a stateless module (nn.ReLU, Permute) the backend writes as a call
+        if list(module.parameters(recurse=False)):
+            return built
+        return None if _function_matches(out, type(module)) else _behaviour_difference(out, module, ins)
+    if not isinstance(out, nn.Module):
+        return built
     names = [n for n in getattr(type(module), "__constants__", []) if n != "inplace"]  # in place: the same result
     same = all(_same_value(getattr(out, n, None), getattr(module, n, None)) for n in names)
     shapes = {k: tuple(v.shape) for k, v in out.state_dict().items()}
-    return same and shapes == {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    if not same or shapes != {k: tuple(v.shape) for k, v in module.state_dict().items()}:
+        return built
+    if type(out) is type(module):
+        return None
+    return _behaviour_difference(out, module, ins)
+
+
+def _behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None:
+    """Whether `out`, given `module`'s weights (random ones where it has none yet: a module on the meta
+    device), gives `module`'s outputs on random inputs, in eval and in training mode from one seed."""
+    import copy
+
+    import torch
+
+    name = getattr(out.fn, "__name__", "a call") if isinstance(out, FunctionCall) else type(out).__name__
+    if len(ins) != 1:
+        return f"builds {name}, another class, whose results are not compared on {len(ins)} inputs"
+    source = copy.deepcopy(module).to_empty(device="cpu")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for t in [*source.parameters(), *source.buffers()]:
+            if t.is_floating_point():
+                t.copy_(torch.rand_like(t) + 0.5)  # positive: a running variance stays one
+    if isinstance(out, FunctionCall):
+        mine = _Called(out)
+    else:
+        mine = copy.deepcopy(out).to_empty(device="cpu")
+        mine.load_state_dict(source.state_dict(), strict=True)
+    import math
+
+    shape = ins[0] if math.prod(ins[0]) <= 1 << 16 else _small(ins)[0]  # the real shape where it is cheap
+    x = torch.randn(16, *shape)  # sixteen samples, four seeds: a random mask that differs shows
+    for mode, seeds in (("eval", [1]), ("training", [1, 2, 3, 4])):
+        source.train(mode == "training")
+        mine.train(mode == "training")
+        for seed in seeds:
+            with torch.no_grad():
+                torch.manual_seed(seed)
+                want = source(x.clone())
+                torch.manual_seed(seed)
+                got = mine(x.clone())
+            if not (isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape == want.shape
+                    and torch.equal(got, want)):
+                return f"builds {name}, which gives other outputs in {mode} mode"
+    return None
+
+
+class _Called:
+    """A stateless op's call, run as a module is (`train` is accepted and changes nothing)."""
+
+    def __init__(self, fc: FunctionCall):
+        self.fc = fc
+
+    def train(self, mode: bool = True) -> _Called:
+        return self
+
+    def __call__(self, x: Any) -> Any:
+        return _run_emitted(self.fc, [x])
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -183,6 +267,62 @@ def function_op(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: lis
         if _same_result(fn, args, kwargs, op, call, ins):
             return call
     raise Unmapped(f"no op of the language computes {_fn_name(fn)}" + _consts_text(args, kwargs))
+
+
+def param_op(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape], param: Any,
+             node: Any) -> OpCall:
+    """The op that owns a learned tensor of the module it sits in (its emitter gives a `ParamCall`, as
+    `layer_scale`) and computes `fn(*args, **kwargs)`, the argument `node` reading that tensor, `param`, and
+    the other graph nodes being inputs of shapes `ins`; `Unmapped` if none does. A number the op takes is
+    the value the tensor holds everywhere (its initial value) where it does, else the op's default."""
+    fn = _CANONICAL.get(fn, fn)
+    for op in REGISTRY.values():
+        try:
+            out = op.emit(op.attrs.model_validate({}), ins)
+        except Exception:  # noqa: BLE001 - an op with required attributes, or one that refuses these shapes
+            continue
+        if (isinstance(out, ParamCall) and _CANONICAL.get(out.fn, out.fn) is fn
+                and tuple(out.param.shape) == tuple(param.shape) and _same_param_result(fn, args, kwargs, out, ins,
+                                                                                        node)):
+            return _read_attrs(op, SimpleNamespace(**_initial(op, param)))
+    raise Unmapped(f"{_fn_name(fn)} of the tensor {node.target} of shape {tuple(param.shape)}: no op of the language "
+                   "owns such a tensor and computes this call")
+
+
+def _same_param_result(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: ParamCall, ins: list[Shape],
+                       node: Any) -> bool:
+    import torch
+    import torch.fx as fx
+
+    torch.manual_seed(0)
+    xs = [torch.randn(2, *s) for s in _small(ins)]
+    p = torch.randn(*out.param.shape)
+    feed = iter(xs)
+    a, kw = fx.node.map_arg((args, kwargs), lambda n: p if n is node else next(feed))  # type: ignore[arg-type]
+    try:
+        want, got = fn(*a, **kw), out.fn(*xs, p)
+    except Exception:  # noqa: BLE001 - a candidate that cannot even run is not the op
+        return False
+    return isinstance(got, torch.Tensor) and got.shape == want.shape and torch.equal(got, want)
+
+
+def _initial(op: Op, param: Any) -> dict[str, Any]:
+    """The op's one number as the value `param` holds everywhere, written as the shortest decimal that gives
+    that float32 (1e-06, not 9.99999997e-07); nothing where the op takes no one number or the tensor varies."""
+    import torch
+
+    fields = list(op.attrs.model_fields.items())
+    if len(fields) != 1 or fields[0][1].annotation is not float or param.device.type == "meta" or not param.numel():
+        return {}
+    first = param.detach().flatten()[0]
+    if not bool((param == first).all()):
+        return {}
+    value = float(first)
+    for digits in range(1, 18):
+        short = float(f"{value:.{digits}g}")
+        if torch.tensor(short, dtype=param.dtype) == first:
+            return {fields[0][0]: short}
+    return {fields[0][0]: value}
 
 
 def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape]
@@ -258,8 +398,10 @@ def _same_result(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], op: Op,
 
 def _small(ins: list[Shape]) -> list[Shape]:
     """The shapes for a numeric check: C×H×W inputs of one H×W cut to at most 12×12 (the check stays cheap)."""
-    if ins and all(len(s) == 3 for s in ins) and len({s[1:] for s in ins}) == 1:
+    if ins and all(len(s) == 3 and not channels_last(s) for s in ins) and len({s[1:] for s in ins}) == 1:
         return [(s[0], min(s[1], 12), min(s[2], 12)) for s in ins]
+    if ins and all(channels_last(s) for s in ins) and len({s[:2] for s in ins}) == 1:  # H×W×C
+        return [ChannelsLast((min(s[0], 12), min(s[1], 12), s[2])) for s in ins]
     return ins
 
 

@@ -81,6 +81,8 @@ class Library:
             self.templates[key] = Template(name, insts)
         for key in self.templates:
             self._finalize(key)
+        for layer in [root, *extra]:
+            self._refresh(layer)
 
     # skeletons and slots -------------------------------------------------------------------------
     def key(self, inst: Inst) -> Any:
@@ -144,6 +146,21 @@ class Library:
         if skel[0] == "inst":
             return self.sizes[skel[1]]
         return sum(self._skel_size(item[3]) for item in skel[1:])
+
+    def _refresh(self, layer: Any) -> list[Any]:
+        """The layer's slots again from its children's, once the templates have given the slots of absent
+        layers values: a slot still unknown takes the child's value (an instance's slots copy its children's)."""
+        if isinstance(layer, OpCall):
+            return [v for _, v in layer.values]
+        if isinstance(layer, Inst):
+            old = self._slots[id(layer)]
+            new = [v for item in layer.body.items for v in self._refresh(item.layer)]
+            absent = self._absent.get(id(layer), frozenset())
+            if absent:
+                new = self._align(new, self._keys[id(layer)], absent)
+            old[:len(new)] = [o if o is not UNKNOWN else n for o, n in zip(old, new, strict=False)]
+            return old
+        return [v for item in layer.items for v in self._refresh(item.layer)]
 
     # parameters ----------------------------------------------------------------------------------
     def uses(self, layer: Any, offset: int = 0, path: tuple[str, ...] = ()) -> list[Use]:

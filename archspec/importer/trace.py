@@ -14,7 +14,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, module_op
+from ..ops.registry import channel_count
+from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, module_op, param_op
 
 
 class Refused(Exception):
@@ -95,6 +96,7 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
     except Exception as exc:  # noqa: BLE001 - any failure of fx is the user's module refusing to trace
         raise _untraceable(module, exc) from None
     _split_chunks(graph)
+    _grown_concats(graph)
     gm = fx.GraphModule(module, graph)
     try:
         _shapes(gm, input_shape)
@@ -133,6 +135,60 @@ def _split_chunks(graph: Any) -> None:
             use.replace_all_uses_with(part)
             graph.erase_node(use)
         graph.erase_node(node)
+
+
+def _grown_concats(graph: Any) -> None:
+    """A list that grows by one output at a time and is concatenated at each step (DenseNet: each layer reads
+    `torch.cat([x0, y1, ..., yk])` of all earlier outputs) as a chain: the concatenation of the list with
+    `yk` added is `cat([previous, yk])`, made right after `yk` in the module that gave `yk`. So each module
+    reads one input and gives its input and its new channels, as a spec writes it
+    (`out: concat(input, conv2)`); concatenation only copies, so the values are the same.
+
+    Only a concatenation whose list less its last item is that of another one is rewritten; the first of a
+    chain of one item (`torch.cat([x0])`) is that item."""
+    import torch
+
+    def key(node: Any) -> Any:
+        items = node.args[0] if node.args else None
+        if node.op != "call_function" or node.target is not torch.cat or not isinstance(items, (list, tuple)):
+            return None
+        if not items or not all(_is_node_arg(a) for a in items):
+            return None
+        return tuple(items), tuple(node.args[1:]), tuple(sorted(node.kwargs.items()))
+
+    order = {n: k for k, n in enumerate(graph.nodes)}
+    cats = {key(n): n for n in graph.nodes if key(n) is not None}
+    now: dict[Any, Any] = {}
+    """Each concatenation of a chain to the node that now computes it."""
+    for node in list(graph.nodes):
+        k = key(node)
+        prev = cats.get((k[0][:-1], *k[1:])) if k is not None and len(k[0]) > 1 else None
+        if prev is None:
+            continue
+        last = k[0][-1]
+        if prev not in now:
+            now[prev] = prev.args[0][0] if len(prev.args[0]) == 1 else prev
+        base = now[prev]
+        if order.get(base, -1) > order[last]:
+            continue
+        with graph.inserting_after(last):
+            grown = graph.call_function(torch.cat, ([base, last], *node.args[1:]), dict(node.kwargs))
+        stack = dict(last.meta.get("nn_module_stack", {}))
+        if last.op == "call_module" and stack and list(stack.values())[-1][0] == last.target:
+            stack.popitem()  # a leaf's own entry: the new node is made in the module that called it
+        grown.meta = {**node.meta, "nn_module_stack": stack}
+        order[grown] = order[last]
+        now[node] = grown
+    for old, new in now.items():
+        if old is not new:
+            old.replace_all_uses_with(new)
+    for old in reversed(list(now)):
+        if old is not now[old] and not old.users:
+            graph.erase_node(old)
+
+
+def _is_node_arg(value: Any) -> bool:
+    return type(value).__name__ == "Node"
 
 
 def _op_functions(module: Any) -> tuple[Any, ...]:
@@ -186,6 +242,10 @@ def _untraceable(root: Any, exc: Exception) -> Refused:
 
 
 def _shape(node: Any) -> tuple[int, ...]:
+    """The node's output shape without the batch axis; the op's own (`ChannelsLast` after a permute) where the
+    node is an op's."""
+    if "archspec_shape" in node.meta:
+        return node.meta["archspec_shape"]  # type: ignore[no-any-return]
     meta = node.meta.get("tensor_meta")
     if meta is None or not hasattr(meta, "shape"):
         raise Refused("import-unsupported", _stack(node)[-1] if _stack(node) else "", _where(node),
@@ -305,11 +365,12 @@ class _Builder:
         head = members[0]
         own = {f"{path}.{n}" for n, _ in [*module.named_parameters(recurse=False),
                                           *module.named_buffers(recurse=False)]}
-        if not any(a.op == "get_attr" and a.target in own for a in _flat_inputs(head)):
+        reads = [a for a in _flat_inputs(head) if a.op != "get_attr"]
+        if not reads or not any(a.op == "get_attr" and a.target in own for a in _flat_inputs(head)):
             raise Refused("import-unsupported", path, _where(head), f"{type(module).__name__} does not start with "
                           "the op of its own weights")
         try:
-            call = fused_op(module, [_shape(a) for a in _flat_inputs(head) if a.op != "get_attr"][:1])
+            call = fused_op(module, [_shape(a) for a in reads][:1])
         except Unmapped as exc:
             raise Refused("import-unsupported", path, _where(head), str(exc)) from None
         first = Item(_unique(path.rsplit(".", 1)[-1], taken), call)
@@ -339,26 +400,27 @@ class _Builder:
             name = path.rsplit(".", 1)[-1]
             if type(module) in (nn.Sequential, nn.ModuleList, nn.ModuleDict):
                 return name, body, False
-            shape = _shape(ins[0])
-            return name, Inst(path, type(module), body, shape[0] if shape else None), False
+            return name, Inst(path, type(module), body, channel_count(_shape(ins[0]))), False
         node = key[1]
         return self.leaf(node)
 
     def leaf(self, node: Any) -> tuple[str, OpCall, bool]:
         from ..ops.registry import REGISTRY
 
-        ins = [_shape(a) for a in _flat_inputs(node)]
+        ins = [_shape(a) for a in _flat_inputs(node) if a.op != "get_attr"]
         owner = _stack(node)[-1] if _stack(node) else ""
         try:
             if node.op == "call_module":
-                module = self.modules[node.target]
+                module, owner = self.modules[node.target], node.target
                 self.calls[node.target] = self.calls.get(node.target, 0) + 1
                 if self.calls[node.target] > 1 and list(module.parameters()):
                     raise Unmapped(f"{type(module).__name__} is called twice: the spec gives each use its own weights")
                 call = module_op(module, ins)
-                owner, name = node.target, node.target.rsplit(".", 1)[-1]
+                name = node.target.rsplit(".", 1)[-1]
                 if self.calls[node.target] > 1:
                     name = f"{name}_{self.calls[node.target] - 1}"
+            elif any(a.op == "get_attr" for a in _flat_inputs(node)):
+                call, name = self.param_leaf(node, owner, ins)
             elif node.op in ("call_function", "call_method"):
                 call = function_op(node.target, node.args, node.kwargs, ins)
                 name = _local(node.name)
@@ -369,7 +431,38 @@ class _Builder:
         except Unmapped as exc:
             raise Refused("import-unsupported", owner, _where(node), str(exc),
                           hint="see docs/ops.md for the ops the language has") from None
+        _record_layout(node, call, ins)
         return name, call, REGISTRY[call.op].arity is None
+
+    def param_leaf(self, node: Any, owner: str, ins: list[Any]) -> tuple[OpCall, str]:
+        """A call on a parameter of the module it is made in (ConvNeXt's `self.layer_scale * x`): the op that
+        owns such a tensor on its enclosing scope, named as the parameter, so that its key stays the same."""
+        from torch import nn
+
+        reads = [a for a in _flat_inputs(node) if a.op == "get_attr"]
+        if len(reads) != 1 or node.op != "call_function":
+            raise Unmapped(f"{node.format_node()} uses {len(reads)} parameters or buffers directly, not through "
+                           "a module")
+        scope, _, attr = reads[0].target.rpartition(".")
+        tensor = getattr(self.modules.get(scope), attr, None)
+        if scope != owner or not isinstance(tensor, nn.Parameter):
+            raise Unmapped(f"{node.format_node()} uses {reads[0].target} directly, not a parameter of the module "
+                           f"it is used in ({owner or 'the root module'})")
+        return param_op(node.target, node.args, node.kwargs, ins, tensor, reads[0]), attr
+
+
+def _record_layout(node: Any, call: OpCall, ins: list[Any]) -> None:
+    """Keep the shape the op gives, which carries the layout (H×W×C after `permute([0, 2, 3, 1])`) that the
+    traced shape lacks, so that the ops after it are read as the language reads them."""
+    from ..ops.registry import REGISTRY, ShapeError
+
+    op = REGISTRY[call.op]
+    try:
+        shape = op.infer(op.attrs.model_validate(dict(call.values)), ins)
+    except (ShapeError, ValueError, TypeError):
+        return
+    if tuple(shape) == _shape(node):
+        node.meta["archspec_shape"] = shape
 
 
 def _local(name: str) -> str:

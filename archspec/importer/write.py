@@ -73,6 +73,9 @@ class Writer:
             offset += self.lib.size(item.layer)
         if body.kind == "list":
             return _repeats([v for _, v in out])
+        numbered = _numbered(out)
+        if numbered is not None and body.kind == "map":
+            return numbered
         mapping = dict(_named(i.name, v, {x.name for x in body.items}) for i, v in out)
         return {"concat": mapping} if body.kind == "concat" else mapping
 
@@ -117,6 +120,23 @@ def _named(name: str, value: Any, taken: set[str]) -> tuple[str, Any]:
     if isinstance(value, dict) and "body" in value:
         return key, {"name": name, **value}
     return key, {"name": name, "body": value}
+
+
+def _numbered(out: list[tuple[Item, Any]]) -> dict[str, Any] | None:
+    """A map of one call under numbered names (DenseNet's `denselayer1` ... `denselayer6`) as a repeat that names
+    its copies: `{repeat: 6, start: 1, names: "denselayer{i}", body: dense_layer}`; None for any other map."""
+    parts = [re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*?)(0|[1-9]\d*)", item.name) for item, _ in out]
+    if len(out) < 2 or any(m is None or i.src is not None or i.args is not None for m, (i, _) in zip(parts, out,
+                                                                                                  strict=True)):
+        return None
+    prefixes = {m.group(1) for m in parts if m}
+    numbers = [int(m.group(2)) for m in parts if m]
+    call = out[0][1]
+    if len(prefixes) != 1 or numbers != list(range(numbers[0], numbers[0] + len(out))) or not isinstance(call, str) \
+            or any(v != call for _, v in out):
+        return None
+    start = {"start": numbers[0]} if numbers[0] else {}
+    return {"repeat": len(out), **start, "names": prefixes.pop() + "{i}", "body": call}
 
 
 def _repeats(values: list[Any]) -> list[Any]:
@@ -165,12 +185,19 @@ def _quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_NOT_TEXT = re.compile(r"[-+]?(\d[\d_]*\.?\d*([eE][-+]?\d+)?|\.\d+|\.inf|\.nan)|true|false|null|~|yes|no|on|off|",
+                       re.IGNORECASE)
+"""Strings YAML would read as something else: numbers, booleans, null, the empty string."""
+
+
 def _scalar(v: Any, flow: bool) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return str(v)
     s = str(v)
+    if isinstance(v, str) and _NOT_TEXT.fullmatch(s):  # a module named `0` (an iterated ModuleList's item)
+        return _quote(s)
     if flow and any(c in s for c in ",[]{}:#") or s[:1] in "!&*?|>%@`'\"{[" or ": " in s or " #" in s:
         return _quote(s)
     return s

@@ -139,7 +139,7 @@ def _drop_path_source(a: SourceArgs) -> SourceForm:
 
 register(Op(
     name="drop_path", attrs=DropPathAttrs, infer=same_shape, emit=_drop_path_emit, source=_drop_path_source,
-    kind="regularize", label=lambda a: f"drop path {a.p:g}", torch_modules=("DropPath",),
+    kind="regularize", label=lambda a: f"drop path {a.p:g}", torch_modules=("DropPath", "StochasticDepth"),
     doc="Stochastic depth (torchvision's StochasticDepth(p, \"row\")): in training, each sample's whole tensor "
         "is zeroed with probability `p` and the kept ones scaled by 1 / (1 − p); the identity in eval. Put it on "
         "a residual branch, before the `add`.",

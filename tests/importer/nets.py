@@ -95,3 +95,64 @@ class WithUnusedWeights(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x)
+
+
+class Residual(nn.Module):
+    """A conv on a residual branch behind torchvision's StochasticDepth (a whole-batch one for `mode="batch"`)."""
+
+    def __init__(self, mode: str = "row"):
+        super().__init__()
+        from torchvision.ops import StochasticDepth
+
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.drop = StochasticDepth(0.25, mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop(self.conv(x))
+
+
+class Scaled(nn.Module):
+    """A conv whose output is multiplied by a learned tensor of the module itself (ConvNeXt's layer scale)."""
+
+    def __init__(self, shape: tuple[int, ...] = (8, 1, 1)):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1)
+        self.gamma = nn.Parameter(torch.full(shape, 0.5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.gamma * self.conv(x)  # GAMMA-LINE
+
+
+class DenseLayer(nn.Module):
+    """Reads the list of every earlier output, concatenated; gives `growth` new channels."""
+
+    def __init__(self, cin: int, growth: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(cin)
+        self.conv = nn.Conv2d(cin, growth, 3, padding=1, bias=False)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        return self.conv(torch.relu(self.bn(torch.cat(features, 1))))
+
+
+class DenseBlock(nn.ModuleList):
+    """Each layer reads all earlier outputs; the block gives them all, concatenated."""
+
+    def __init__(self, width: int, growth: int, layers: int):
+        super().__init__(DenseLayer(width + k * growth, growth) for k in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self:
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+class Dense(nn.Module):
+    def __init__(self, width: int = 8, growth: int = 4, layers: int = 3):
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, padding=1)
+        self.block = DenseBlock(width, growth, layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(self.stem(x))

@@ -46,3 +46,21 @@ def test_weights_the_forward_never_reads_are_refused_by_name():
     with pytest.raises(Refused) as info:
         import_module(nets.WithUnusedWeights(), (3, 16, 16))
     assert info.value.path == "spare" and "spare.weight" in info.value.message
+
+
+def test_stochastic_depth_over_the_whole_batch_is_refused_as_no_drop_path():
+    with pytest.raises(Refused) as info:
+        import_module(nets.Residual("batch"), (8, 8, 8))
+    exc = info.value
+    assert exc.code == "import-unsupported" and exc.path == "drop"
+    assert "mode=batch" in exc.message and "drop_path(p=0.25)" in exc.message
+    assert "other outputs in training mode" in exc.message
+
+
+def test_a_parameter_no_op_owns_is_refused_with_its_shape():
+    with pytest.raises(Refused) as info:
+        import_module(nets.Scaled((8,)), (8, 8, 8))
+    exc = info.value
+    assert exc.code == "import-unsupported" and exc.path == ""
+    assert exc.where == f"{NETS}:{_line('GAMMA-LINE')}"
+    assert "gamma of shape (8,)" in exc.message

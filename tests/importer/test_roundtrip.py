@@ -8,6 +8,9 @@ import pytest
 import torch
 import torchvision
 
+import archspec
+
+from . import nets
 from .common import code_lines, imported, on_meta, round_trip, same_keys_on_meta
 from .nets import TinyNet
 
@@ -74,3 +77,40 @@ def test_expect_holds_the_parameter_count_and_output():
     text, graph = imported(TinyNet(num_classes=7), (3, 32, 32), "tiny")
     assert f"params: {sum(p.numel() for p in TinyNet(num_classes=7).parameters())}" in text
     assert "output: [7]" in text
+
+
+def test_stochastic_depth_per_sample_is_drop_path_and_equal_in_training_mode():
+    torch.manual_seed(0)
+    net = nets.Residual("row")
+    text = round_trip(net, (8, 8, 8))
+    assert "drop_path(0.25)" in text
+    built = archspec.build(archspec.loads(text))
+    built.load_state_dict(net.state_dict(), strict=True)
+    x = torch.randn(4, 8, 8, 8)
+    net.train()
+    built.train()
+    torch.manual_seed(1)
+    want = net(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(built(x), want, rtol=0, atol=0)
+
+
+def test_a_parameter_multiplied_in_a_forward_is_a_layer_scale_under_its_own_key():
+    torch.manual_seed(0)
+    net = nets.Scaled()
+    text = round_trip(net, (8, 8, 8))
+    assert "gamma: layer_scale(init=0.5)" in text
+    with torch.no_grad():
+        net.gamma.uniform_()  # weights that are not the initial value still load and give the same outputs
+    round_trip(net, (8, 8, 8))
+
+
+def test_layers_that_read_all_earlier_outputs_become_a_chain_of_concatenations():
+    torch.manual_seed(0)
+    net = nets.Dense()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    text = round_trip(net, (3, 8, 8))
+    assert text.count("concat(input, conv)") == 1  # once, in the one template of the three layers
+    assert "dense_layer" in text and "output: [20, 8, 8]" in text

@@ -2,7 +2,7 @@
 
 Small networks run on real tensors (strict load, equal outputs); the others are built on the meta device,
 where the check is the spec's `expect:` and the state_dict's keys and shapes. Families the importer does
-not reach yet must be refused cleanly, with the submodule named.
+not reach yet (the transformers) must be refused cleanly, with the submodule named.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from .common import on_meta, round_trip, same_keys_on_meta
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 NOT_YET = {  # family: (one member, what the refusal names)
-    "convnext": ("convnext_tiny", "LayerNorm2d"),
-    "densenet": ("densenet121", "reads 2 inputs"),
-    "efficientnet": ("efficientnet_b0", "stochastic_depth"),
+    "maxvit": ("maxvit_t", "getattr"),
+    "swin": ("swin_t", "parameters or buffers directly"),
+    "swin_v2": ("swin_v2_t", "does not start with the op of its own weights"),
+    "vit": ("vit_b_16", "cannot trace"),
 }
-SMALL = {"alexnet", "mnasnet0_5", "mobilenet_v3_small", "regnet_x_400mf", "squeezenet1_1", "resnet18",
-         "shufflenet_v2_x0_5"}
+SMALL = {"alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "mnasnet0_5", "mobilenet_v3_small",
+         "regnet_x_400mf", "squeezenet1_1", "resnet18", "shufflenet_v2_x0_5"}
 ON_CPU = ("regnet",)  # torchvision's RegNet cannot be built on the meta device
 TOO_BIG = {"regnet_y_128gf"}  # built on the CPU first: 644 M parameters, 2.6 GB, too much for CI; its family runs
 
@@ -69,3 +70,19 @@ def test_timm_inception_networks_round_trip(name):
     text = round_trip(timm.create_model(name, pretrained=False), (3, 160, 160), name)
     if name == "inception_resnet_v2":
         assert "block35:" in text and "{repeat: 10, splice: [block35]}" in text and "scale(0.17)" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "written"), [
+    ("efficientnet_b0", ["stochastic_depth: {when: $add, body: drop_path($p)}"]),
+    ("convnext_tiny", ["layer_scale: layer_scale\n", "- permute([0, 2, 3, 1])\n        - layernorm(eps=1e-06)",
+                       "- [\"conv(96, 4, s=4)\", layernorm(eps=1e-06)]"]),
+    ("densenet121", ["cat: concat(input, conv2)", 'denseblock3: {repeat: 24, start: 1, names: "denselayer{i}", '
+                     "body: dense_layer}"]),
+])
+def test_what_torchvision_writes_in_its_own_classes_is_read_as_the_language_writes_it(name, written):
+    """StochasticDepth is drop_path, LayerNorm2d and a bare layer-scale parameter are ops, a list of all earlier
+    outputs is a chain of concatenations (the round trip itself is test_torchvision_builder_round_trips)."""
+    text = same_keys_on_meta(on_meta(lambda: _build(name)), (3, 224, 224), name)
+    for part in written:
+        assert part in text
