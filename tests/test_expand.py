@@ -108,7 +108,7 @@ def test_head_name_clash_with_body():
     ("a: cbr(4, 1, 1, 0, 9)", "too-many-arguments"),
     ("a: cbr(out=4, 4)", "bad-expression"),
     ("a: cbr(4, out=4)", "duplicate-argument"),
-    ("a: conv(4, 3, 1, 0, 1, 1, true, 9)", "too-many-arguments"),
+    ("a: conv(4, 3, 1, 0, 1, 1, true, false, 9)", "too-many-arguments"),
     ("a: conv(0, 3)", "bad-argument"),
     ("a: conv(4, [1, 2, 3])", "bad-argument"),
     ("a: maxpool(3, ceil=maybe)", "bad-argument"),
