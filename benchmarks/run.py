@@ -158,9 +158,16 @@ def onnx_session(model: torch.nn.Module, x: torch.Tensor, workdir: Path, profile
     import onnxruntime as ort
 
     path = workdir / f"model_{id(model)}_{x.shape[0]}.onnx"
-    with torch.inference_mode(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
-        torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False)
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    # nn.MultiheadAttention's inference fast path is one fused op the exporter cannot write: it is
+    # turned off for the export (ViT), so the graph holds the attention's own matmuls and softmax.
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(model, (x,), str(path), opset_version=17, dynamo=False)
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
