@@ -112,3 +112,23 @@ INPUT_META = "archspec_example_input"
 def example_input(gm: fx.GraphModule) -> torch.Tensor:
     """A zero batch of the input shape `optimize` recorded, on the module's device."""
     return torch.zeros(gm.meta[INPUT_META], device=device_of(gm))
+
+
+class Repacked:
+    """A module holding a tensor packed for a kernel (`self.packed`, made by `_pack` from its plain tensors).
+
+    Packed tensors are opaque (no storage torch can save), so the packed one is left out when pickling and
+    made again by `_pack` when unpickling. Put it before `nn.Module` among the bases.
+    """
+
+    def _pack(self) -> None:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("packed", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._pack()

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from .common import absorb, bypass, device_of, example_input, module, set_module, sole_user
+from .common import Repacked, absorb, bypass, device_of, example_input, module, set_module, sole_user
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _residual_add(node: fx.Node, conv: fx.Node) -> fx.Node | None:
     return other if isinstance(other, fx.Node) and other is not conv else None
 
 
-class PackedConv2d(nn.Module):
+class PackedConv2d(Repacked, nn.Module):
     """A 2-D convolution through oneDNN, its weight reordered once into oneDNN's blocked layout.
 
     `post_op` is the element-wise function applied inside the call ("none" when there is none). With
@@ -108,19 +108,9 @@ class PackedConv2d(nn.Module):
         self._pack()
 
     def _pack(self) -> None:
-        """Reorder the weight for oneDNN. The result is opaque (no storage torch can save), so it is kept
-        beside the plain weight, left out when pickling and made again when unpickling."""
+        """Reorder the weight for oneDNN, kept beside the plain weight (see `Repacked`)."""
         self.packed = torch.ops.mkldnn._reorder_convolution_weight(
             self.weight, self.padding, self.stride, self.dilation, self.groups, self.input_shape)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("packed", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._pack()
 
     def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
         if other is None:

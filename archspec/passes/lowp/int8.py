@@ -16,7 +16,17 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from ..common import absorb, add_module, bypass, conv_input_shapes, example_input, is_relu, set_module, sole_user
+from ..common import (
+    Repacked,
+    absorb,
+    add_module,
+    bypass,
+    conv_input_shapes,
+    example_input,
+    is_relu,
+    set_module,
+    sole_user,
+)
 from ..separable_maxpool import SeparableMaxPool2d, _pair, running_max
 from .calibrate import Range, qparams
 
@@ -55,7 +65,7 @@ class Requantize(Quantize):
         return super().forward(self.source(x))
 
 
-class QuantizedConv2d(nn.Module):
+class QuantizedConv2d(Repacked, nn.Module):
     """A 2-D convolution on uint8 codes through oneDNN (VNNI): int8 weights per channel, packed once.
 
     `out` is the (scale, zero point) of the codes it writes, or None to write float32. With `relu`
@@ -89,19 +99,10 @@ class QuantizedConv2d(nn.Module):
         self._pack()
 
     def _pack(self) -> None:
-        """oneDNN's blocked int8 weight: opaque, so left out when pickling and made again when unpickling."""
+        """oneDNN's blocked int8 weight (see `Repacked`)."""
         self.packed = torch.ops.onednn.qconv_prepack(self.weight, self.w_scale, self.x_scale, self.x_zero_point,
                                                      self.stride, self.padding, self.dilation, self.groups,
                                                      self.input_shape)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state.pop("packed", None)
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._pack()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling() or torch.compiler.is_exporting():
