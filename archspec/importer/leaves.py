@@ -151,9 +151,32 @@ def _difference(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> str | No
     return _behaviour_difference(out, module, ins)
 
 
+_BEHAVIOUR: dict[str, str | None] = {}
+"""`_behaviour_difference`'s answers by what they depend on: a deep network repeats a few configurations."""
+
+
+def _configuration(m: Any) -> str:
+    """What a module's outputs depend on besides its weights' values: its class, its own plain attributes
+    (`dims`, `p`, `mode`, `eps`) and its weights' shapes; or a call's function and constants."""
+    if isinstance(m, FunctionCall):
+        return f"{m.fn.__module__}.{m.fn.__qualname__}{m.args!r}{m.kwargs!r}{m.pack}"
+    plain = {k: v for k, v in vars(m).items() if not k.startswith("_") and k != "training"}
+    tensors = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    return f"{m!r}{type(m).__module__}.{type(m).__qualname__}{plain!r}{tensors!r}"
+
+
 def _behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None:
     """Whether `out`, given `module`'s weights (random ones where it has none yet: a module on the meta
-    device), gives `module`'s outputs on random inputs, in eval and in training mode from one seed."""
+    device), gives `module`'s outputs on random inputs, in eval and in training mode from one seed.
+
+    Answers are kept by configuration, so each distinct one is run once per process."""
+    key = f"{_configuration(out)}|{_configuration(module)}|{ins!r}|{[type(s).__name__ for s in ins]}"
+    if key not in _BEHAVIOUR:
+        _BEHAVIOUR[key] = _run_behaviour_difference(out, module, ins)
+    return _BEHAVIOUR[key]
+
+
+def _run_behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None:
     import copy
 
     import torch
@@ -174,7 +197,7 @@ def _behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None
         mine.load_state_dict(source.state_dict(), strict=True)
     import math
 
-    shape = ins[0] if math.prod(ins[0]) <= 1 << 16 else _small(ins)[0]  # the real shape where it is cheap
+    shape = ins[0] if math.prod(ins[0]) <= 1 << 12 else _small(ins, 4)[0]  # the real shape where it is cheap
     x = torch.randn(16, *shape)  # sixteen samples, four seeds: a random mask that differs shows
     for mode, seeds in (("eval", [1]), ("training", [1, 2, 3, 4])):
         source.train(mode == "training")
@@ -396,12 +419,12 @@ def _same_result(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], op: Op,
         torch.equal(got, want) or torch.allclose(got, want, rtol=1e-6, atol=1e-6))
 
 
-def _small(ins: list[Shape]) -> list[Shape]:
-    """The shapes for a numeric check: C×H×W inputs of one H×W cut to at most 12×12 (the check stays cheap)."""
+def _small(ins: list[Shape], side: int = 12) -> list[Shape]:
+    """The shapes for a numeric check: C×H×W inputs of one H×W cut to at most side×side (the check stays cheap)."""
     if ins and all(len(s) == 3 and not channels_last(s) for s in ins) and len({s[1:] for s in ins}) == 1:
-        return [(s[0], min(s[1], 12), min(s[2], 12)) for s in ins]
+        return [(s[0], min(s[1], side), min(s[2], side)) for s in ins]
     if ins and all(channels_last(s) for s in ins) and len({s[:2] for s in ins}) == 1:  # H×W×C
-        return [ChannelsLast((min(s[0], 12), min(s[1], 12), s[2])) for s in ins]
+        return [ChannelsLast((min(s[0], side), min(s[1], side), s[2])) for s in ins]
     return ins
 
 
