@@ -65,6 +65,7 @@ class _Keys:
         self.ids: dict[Any, int] = {}
         self.attrs: dict[int, Any] = {}
         self.calls: dict[tuple[str, Any], tuple[str, Any]] = {}
+        self.passing: dict[tuple[Any, ...], bool] = {}
 
     def of(self, key: Any) -> int:
         return self.ids.setdefault(key, len(self.ids))
@@ -79,6 +80,15 @@ class _Keys:
             except TypeError:
                 found = (type(attrs).__name__, repr(attrs))
             self.attrs[id(attrs)] = found
+        return found
+
+    def through(self, typed: TypedGraph, name: str) -> bool:
+        """`passes_through`, worked out once per op, attributes and input shape."""
+        node = typed.net.nodes[name]
+        key = (node.op, self.attr_key(node.attrs), tuple(typed.shape(s) for s in typed.graph.inputs[name]))
+        found = self.passing.get(key)
+        if found is None:
+            found = self.passing[key] = passes_through(typed, name)
         return found
 
     def call(self, op: str, attrs: Any) -> tuple[str, Any]:
@@ -101,19 +111,67 @@ def weighted(typed: TypedGraph, name: str) -> bool:
     return typed.info[name].params > 0 or REGISTRY[node.op].buffer_bytes(node.attrs, ins) > 0
 
 
+class _Constants:
+    """What an op's source form is given (`ops.registry.SourceArgs`), for a node whose arguments are the values
+    it has: enough to ask the op whether it computes anything there."""
+
+    def __init__(self, attrs: Any, ins: list[Any]):
+        self.attrs, self.ins = attrs, ins
+
+    def arg(self, name: str) -> str:
+        return repr(getattr(self.attrs, name))
+
+    def value(self, name: str) -> Any:
+        return getattr(self.attrs, name)
+
+    def fixed(self, name: str) -> bool:
+        return True
+
+    def in_ch(self, i: int = 0) -> str:
+        raise LookupError
+
+    def expr(self, name: str) -> Any:
+        raise LookupError
+
+    def channels(self, i: int = 0) -> Any:
+        raise LookupError
+
+
+def passes_through(typed: TypedGraph, name: str) -> bool:
+    """Whether a node computes nothing: its op's source form there is the identity (`act(identity)`,
+    `flatten` of a flat input). Such a node is no op of the built module, so it is looked through."""
+    node = typed.net.nodes[name]
+    srcs = typed.graph.inputs[name]
+    source = REGISTRY[node.op].source
+    if source is None or len(srcs) != 1:
+        return False
+    try:
+        return bool(source(_Constants(node.attrs, [typed.shape(srcs[0])])).identity)
+    except Exception:  # noqa: BLE001 - a source form that needs more than constants: it computes something
+        return False
+
+
 class _Side:
-    """One graph's keys: every node's, and the nodes with weights by name."""
+    """One graph's keys: every node's, and the nodes with weights by name. A node that computes nothing has
+    the key of what it reads."""
 
     def __init__(self, typed: TypedGraph, keys: _Keys):
         self.typed = typed
         self.key: dict[str, int] = {}
         self.weighted: dict[str, tuple[Any, ...]] = {}
+        self.through: dict[str, str] = {}
+        """A node that computes nothing, to the node whose value it passes on."""
         nodes, inputs = typed.net.nodes, typed.graph.inputs
         for name in typed.order:
             if name == INPUT:
                 self.key[name] = keys.of((INPUT,))
                 continue
             node = nodes[name]
+            if not weighted(typed, name) and keys.through(typed, name):
+                src = inputs[name][0]
+                self.key[name] = self.key[src]
+                self.through[name] = self.through.get(src, src)
+                continue
             own = (*keys.call(node.op, node.attrs), node.train_only, tuple(self.key[s] for s in inputs[name]))
             if weighted(typed, name):
                 self.weighted[name] = (*own, typed.info[name].params)
@@ -121,10 +179,14 @@ class _Side:
             else:
                 self.key[name] = keys.of(own)
 
+    def reads(self, name: str) -> list[str]:
+        """The nodes a node reads, each looked through to the node whose value it passes on."""
+        return [self.through.get(s, s) for s in self.typed.graph.inputs[name]]
+
     def by_key(self) -> dict[int, list[str]]:
         out: dict[int, list[str]] = defaultdict(list)
         for name, key in self.key.items():
-            if name not in self.weighted and name != INPUT:
+            if name not in self.weighted and name not in self.through and name != INPUT:
                 out[key].append(name)
         return out
 
@@ -166,8 +228,8 @@ def graph_equal(a: TypedGraph, b: TypedGraph) -> GraphEquality:
 def _node_differences(sa: _Side, sb: _Side, out: GraphEquality) -> list[str]:
     """In words, each difference where it starts: nodes that differ while every node they read matches."""
     a, b = sa.typed, sb.typed
-    roots_a = [n for n in a.order if n in out.nodes_a and not out.nodes_a.intersection(a.graph.inputs[n])]
-    roots_b = [n for n in b.order if n in out.nodes_b and not out.nodes_b.intersection(b.graph.inputs[n])]
+    roots_a = [n for n in a.order if n in out.nodes_a and not out.nodes_a.intersection(sa.reads(n))]
+    roots_b = [n for n in b.order if n in out.nodes_b and not out.nodes_b.intersection(sb.reads(n))]
     said: set[str] = set()
     items: list[str] = []
     for name in roots_a:
@@ -194,7 +256,7 @@ def _changed(sa: _Side, sb: _Side, name: str) -> str:
         return f"{name}: {na.attrs!r} → {nb.attrs!r}"
     if na.train_only != nb.train_only:
         return f"{name}: training only {str(na.train_only).lower()} → {str(nb.train_only).lower()}"
-    ins_a, ins_b = a.graph.inputs[name], b.graph.inputs[name]
+    ins_a, ins_b = sa.reads(name), sb.reads(name)
     if [sa.key[s] for s in ins_a] != [sb.key[s] for s in ins_b]:
         return f"{name}: reads {', '.join(ins_a)} → {', '.join(ins_b)}"
     return f"{name}: {a.info[name].params:,} → {b.info[name].params:,} params"

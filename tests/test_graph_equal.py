@@ -29,12 +29,14 @@ def googlenet():
 
 def rewritten():
     """GoogLeNet in other words: another template name, other parameter names, other names for weightless
-    layers, and `adaptive_avgpool(1)`, which `global_avgpool` is a name for."""
+    layers, `adaptive_avgpool(1)` and `act(relu)`, which `global_avgpool` and `relu` are names for, and an
+    `identity` that computes nothing."""
     return edited(("cbr", "basic_conv2d"), ("[c1, c3r, c3, c5r, c5, pool_proj]", "[a, b, c, d, e, f]"),
                   ("($c1,", "($a,"), ("($c3r,", "($b,"), ("($c3,", "($c,"), ("($c5r,", "($d,"), ("($c5,", "($e,"),
                   ("($pool_proj,", "($f,"), ("pool: adaptive_avgpool(4)", "squeeze: adaptive_avgpool(4)"),
                   ("  avgpool: global_avgpool\n", "  gap: adaptive_avgpool(1)\n"),
-                  ("      flatten: flatten\n", "      flat: flatten\n"))
+                  ("      flatten: flatten\n", "      flat: flatten\n"), ("      relu: relu\n", "      relu: act(relu)\n"),
+                  ("  dropout: dropout($dropout)\n", "  dropout: [identity, dropout($dropout)]\n"))
 
 
 def test_a_spec_equals_itself_and_its_rewriting(googlenet):
