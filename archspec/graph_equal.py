@@ -5,7 +5,9 @@ other parameter names, a block written in place. What they build is the same whe
 primitive ops are: the same ops with the same attributes, reading the same inputs in the same order
 (concat order matters), the same outputs and heads, and the same name for every node that owns weights
 or buffers (its name is its `state_dict` key). The names of the other nodes are labels (`pool`,
-`adaptive_avg_pool2d`) and do not count.
+`adaptive_avg_pool2d`) and do not count. An op that is a name for another op's call (`Op.same_as`:
+`global_avgpool` is `adaptive_avgpool(1)`, `relu` is `act(relu)`) is that call, and a node that computes
+nothing (`act(identity)`) is looked through: neither is a difference in the module built.
 
 Nodes are matched by a Merkle-style key: a node with weights is keyed by its name; any other node by its op,
 attributes and the keys of its inputs. Equal keys mean equal subgraphs up to the nearest weighted nodes, so a
@@ -167,13 +169,14 @@ class _Side:
                 self.key[name] = keys.of((INPUT,))
                 continue
             node = nodes[name]
-            if not weighted(typed, name) and keys.through(typed, name):
+            has_weights = weighted(typed, name)
+            if not has_weights and keys.through(typed, name):
                 src = inputs[name][0]
                 self.key[name] = self.key[src]
                 self.through[name] = self.through.get(src, src)
                 continue
             own = (*keys.call(node.op, node.attrs), node.train_only, tuple(self.key[s] for s in inputs[name]))
-            if weighted(typed, name):
+            if has_weights:
                 self.weighted[name] = (*own, typed.info[name].params)
                 self.key[name] = keys.of(("weights", name))
             else:
