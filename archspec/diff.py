@@ -6,12 +6,17 @@ sides' widths, output shapes, params and MACs, the differences, and in words
 what changed: block arguments (`c5 32 → 48`), else the ops inside whose
 attributes differ (`branch3/1/conv: conv 3/1, 32 → conv 5/1, 32`), else the
 input shape.
+
+A row whose nodes are the same graph on both sides (`graph_equal`: same ops, attributes, edges and weight
+names) but written differently, another template or other parameter names, is "same graph", not "changed";
+the notes give the verdict for the whole network.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .graph_equal import GraphEquality, graph_equal
 from .infer import TypedGraph
 from .ir import fmt_arg
 from .ops.common import fmt_shape
@@ -91,12 +96,28 @@ def changes(a: TypedGraph, b: TypedGraph, path: str, fa: dict[str, Any], fb: dic
     return "; ".join(items)
 
 
-def diff_row(a: TypedGraph, b: TypedGraph, path: str, ua: Unit | None, ub: Unit | None) -> dict[str, Any]:
+def _same_graph(a: TypedGraph, b: TypedGraph, ua: Unit | None, ub: Unit | None, verdict: GraphEquality,
+                fa: dict[str, Any], fb: dict[str, Any]) -> bool:
+    """Whether a changed, added or removed row is the same graph written differently: every node of it matches
+    one of the other side, and where both sides have it, its numbers are equal."""
+    if ua is not None and verdict.nodes_a.intersection(members(a, ua.path)):
+        return False
+    if ub is not None and verdict.nodes_b.intersection(members(b, ub.path)):
+        return False
+    return ua is None or ub is None or all(fa[k] == fb[k] for k in ("shape", "params", "macs", "input"))
+
+
+def diff_row(a: TypedGraph, b: TypedGraph, path: str, ua: Unit | None, ub: Unit | None,
+             verdict: GraphEquality | None = None) -> dict[str, Any]:
     fa, fb = _unit_facts(a, ua), _unit_facts(b, ub)
     status = "added" if ua is None else "removed" if ub is None else "same"
     text = changes(a, b, path, fa, fb) if status == "same" else ""
     differs = text or any(fa[k] != fb[k] for k in ("label", "shape", "params", "macs"))
-    return {"path": path, "status": "changed" if status == "same" and differs else status,
+    if status == "same" and differs:
+        status = "changed"
+    if status != "same" and verdict is not None and _same_graph(a, b, ua, ub, verdict, fa, fb):
+        status = "same graph"
+    return {"path": path, "status": status,
             "a": fa["label"], "b": fb["label"], "changes": text,
             "shape_a": fa["shape"], "shape_b": fb["shape"],
             "params_a": fa["params"], "params_b": fb["params"], "d_params": fb["params"] - fa["params"],
@@ -104,10 +125,11 @@ def diff_row(a: TypedGraph, b: TypedGraph, path: str, ua: Unit | None, ub: Unit 
             "train_only": fa["train_only"] or fb["train_only"]}
 
 
-def diff_rows(a: TypedGraph, b: TypedGraph) -> list[dict[str, Any]]:
-    """Every unit of A and B, matched by path, in B's order."""
+def diff_rows(a: TypedGraph, b: TypedGraph, verdict: GraphEquality | None = None) -> list[dict[str, Any]]:
+    """Every unit of A and B, matched by path, in B's order; with `verdict`, rows that are the same graph
+    written differently say so."""
     ua, ub = {u.path: u for u in units(a)}, {u.path: u for u in units(b)}
-    return [diff_row(a, b, p, ua.get(p), ub.get(p)) for p in merged_order(list(ua), list(ub))]
+    return [diff_row(a, b, p, ua.get(p), ub.get(p), verdict) for p in merged_order(list(ua), list(ub))]
 
 
 def _either(a: Any, b: Any, fmt: Any = str) -> str:
@@ -155,8 +177,10 @@ def _total_rows(ta: dict[str, int], tb: dict[str, int]) -> list[dict[str, Any]]:
 
 def diff_table(a: TypedGraph, b: TypedGraph, show_all: bool = False) -> Table:
     """A vs B: changed rows (every row with `show_all`), totals, and relative changes."""
-    rows = diff_rows(a, b)
-    shown = [_display(r) for r in rows if show_all or r["status"] != "same"]
+    verdict = graph_equal(a, b)
+    rows = diff_rows(a, b, verdict)
+    hidden = ("same", "same graph")
+    shown = [_display(r) for r in rows if show_all or r["status"] not in hidden]
     ta, tb = totals(a), totals(b)
     name_a, name_b = side_name(a), side_name(b)
     notes = [f"A: {name_a}", f"B: {name_b}",
@@ -164,11 +188,17 @@ def diff_table(a: TypedGraph, b: TypedGraph, show_all: bool = False) -> Table:
              f"({_pct(tb['params_inference'] - ta['params_inference'], ta['params_inference'])}), "
              f"MACs {_signed(tb['macs'] - ta['macs'])} ({_pct(tb['macs'] - ta['macs'], ta['macs'])}), "
              f"activation memory {_signed(tb['activation_bytes'] - ta['activation_bytes'])} B",
-             "MACs: one per multiply-add of conv, linear and attention, inference graph, one image"]
+             "MACs: one per multiply-add of conv, linear and attention, inference graph, one image",
+             verdict.summary()]
     same = sum(r["status"] == "same" for r in rows)
+    rewritten = sum(r["status"] == "same graph" for r in rows)
+    if rewritten:
+        notes.append(f"{rewritten} of {len(rows)} rows the same graph written differently (other templates or "
+                     "parameters)" + ("" if show_all else ", not shown"))
     if same and not show_all:
         notes.append(f"{same} of {len(rows)} rows unchanged and not shown (--all shows them)")
     meta = {"a": {"spec": name_a, "name": a.net.name, "total": ta}, "b": {"spec": name_b, "name": b.net.name,
                                                                           "total": tb},
-            "changed": len(rows) - same}
+            "changed": len(rows) - same - rewritten, "same_graph": rewritten,
+            "graph": {"equal": verdict.equal, "nodes": verdict.count, "differences": verdict.differences}}
     return Table(f"diff  A: {name_a}   B: {name_b}", COLUMNS, shown, _total_rows(ta, tb), notes, meta)

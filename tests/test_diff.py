@@ -158,3 +158,43 @@ def test_cli_markdown_shows_token_shapes():
     r = run("diff", VIT_B_16, VIT_B_32, "--markdown")
     assert r.returncode == 0, r.stderr
     assert "| tokens | to tokens | input 768×14×14 → 768×7×7 | 196×768 (tokens) → 49×768 (tokens) |" in r.stdout
+
+
+# -- the same graph, written differently ---------------------------------------------------------------------------
+
+def rewritten_googlenet(tmp_path: Path) -> Path:
+    """GoogLeNet with another template name, and the global pool under another name and spelling."""
+    text = GOOGLENET.read_text().replace("cbr", "basic_conv2d")
+    text = text.replace("  avgpool: global_avgpool\n", "  gap: adaptive_avgpool(1)\n")
+    out = tmp_path / "rewritten.yaml"
+    out.write_text(text)
+    return out
+
+
+def test_rows_written_differently_are_the_same_graph_and_hidden(tmp_path):
+    a, b = archspec.compile(GOOGLENET), archspec.compile(rewritten_googlenet(tmp_path))
+    assert {r["path"]: r["status"] for r in diff_rows(a, b) if r["status"] != "same"} == {
+        "conv1": "changed", "conv2": "changed", "conv3": "changed", "avgpool": "removed", "gap": "added"}
+    rows = {r["path"]: r for r in diff_table(a, b, show_all=True).rows}
+    assert rows["conv1"]["status"] == "same graph"
+    assert rows["conv1"]["what"] == "cbr(64, 7, 2, 3) → basic_conv2d(64, 7, 2, 3)"
+    assert rows["avgpool"]["status"] == rows["gap"]["status"] == "same graph"
+    table = diff_table(a, b)
+    assert table.rows == [] and table.meta["changed"] == 0 and table.meta["same_graph"] == 5
+    assert "graph: equal" in table.notes
+    assert "5 of 22 rows the same graph written differently (other templates or parameters), not shown" in table.notes
+    assert table.meta["graph"] == {"equal": True, "nodes": 0, "differences": []}
+
+
+def test_the_notes_give_the_verdict_for_the_whole_network(k5):
+    table = diff_table(*k5)
+    assert table.meta["graph"]["equal"] is False and table.meta["graph"]["nodes"] == 9
+    verdict = next(n for n in table.notes if n.startswith("graph: "))
+    assert verdict.startswith("graph: differs at 9 nodes: inception3a/branch3/1/conv: conv 3×3/1, 32 → conv 5×5/1")
+
+
+def test_cli_exit_code_says_whether_the_graphs_differ(tmp_path):
+    assert run("diff", GOOGLENET, rewritten_googlenet(tmp_path), "--exit-code").returncode == 0
+    assert run("diff", GOOGLENET, "--set-b", "k5=5").returncode == 0
+    differs = run("diff", GOOGLENET, "--set-b", "k5=5", "--exit-code", "--json")
+    assert differs.returncode == 1 and json.loads(differs.stdout)["graph"]["nodes"] == 9

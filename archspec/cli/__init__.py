@@ -4,7 +4,7 @@
     archspec check   [PATH ...] [--set k=v ...] [--format text|json|github] [--json] [--min-input] [--deep]
     archspec draw    SPEC -o FILE [--depth N] [--focus BLOCK] [--no-heads] [--lr]
     archspec summary SPEC [--depth N] [--paper] [--json | --csv | --markdown]
-    archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all]
+    archspec diff    A [B] [--set-a k=v] [--set-b k=v] [--all] [--exit-code]
     archspec profile SPEC [--batch N] [--device DEV] [--optimize] [--depth N] [--json] [-o chart.png]
     archspec schema                      (the spec language's JSON Schema, for editors)
     archspec import  REF [-o SPEC.yaml] [--arg k=v ...] [--input C,H,W] [--name NAME]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .canonical import canonical_calls
 from .templates import Library, snake
 from .trace import Refused, Tree, trace, tree
 from .write import spec_text
@@ -30,6 +31,7 @@ def import_module(module: Any, input: tuple[int, ...] = (3, 224, 224), name: str
             t.heads, t.head_outputs = heads.heads, heads.head_outputs
     finally:
         module.train(was_training)
+    canonical_calls(t)
     lib = Library(t.root, [h.layer for h in t.heads])
     cls = type(module)
     params = sum(p.numel() for p in module.parameters())

@@ -360,7 +360,8 @@ def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
     fn = _CANONICAL.get(fn, fn)
     out: list[tuple[Op, OpCall]] = []
     own = getattr(fn, "__name__", None)
-    if own in REGISTRY and (getattr(fn, "__module__", None) or "torch").split(".")[0] != "torch":  # own function
+    if own in REGISTRY and (getattr(fn, "__module__", None) or "torch").split(".")[0] not in (
+            "torch", "_operator", "operator", "builtins"):  # own function (`operator.mul` is named `mul` too)
         try:
             out.append((REGISTRY[own], _read_attrs(REGISTRY[own], SimpleNamespace(**_bind(fn, args, kwargs)))))
         except (ValueError, TypeError):

@@ -68,7 +68,8 @@ def _register_kind(kind: str) -> None:
         return _function(kind)
 
     register(Op(name=kind, attrs=NoAttrs, infer=same_shape, kind="act", label=label, emit=emit,
-                source=lambda a: _kind_source(kind), torch_modules=(_TABLE[kind][2],) if kind != "identity" else (),
+                source=lambda a: _kind_source(kind), same_as=("act", {"kind": kind}),
+                torch_modules=(_TABLE[kind][2],) if kind != "identity" else (),
                 doc="Passes its input through unchanged." if kind == "identity" else f"Element-wise {kind}."))
 
 

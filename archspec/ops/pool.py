@@ -176,7 +176,7 @@ register(Op(
     name="global_avgpool", attrs=NoAttrs, kind="pool",
     infer=_global_infer,
     emit=_emit_global, label=lambda a: "global avgpool",
-    source=lambda a: SourceForm(module="nn.AdaptiveAvgPool2d(1)"),
+    source=lambda a: SourceForm(module="nn.AdaptiveAvgPool2d(1)"), same_as=("adaptive_avgpool", {"out": 1}),
     doc="Average over all of H×W, giving C×1×1 (adaptive average pooling to 1×1).",
 ))
 

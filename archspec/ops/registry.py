@@ -244,6 +244,10 @@ class Op:
     torch_modules: tuple[str, ...] = ()
     """Fragments of the class names of torch modules that compute it, its own and those a pass makes
     (`Conv` for Conv2d and PackedConv2d): how `profile` names a module that carries no spec op."""
+    same_as: tuple[str, dict[str, Any]] | None = None
+    """Another op's call this op is a name for, which builds the same module (`global_avgpool` is
+    `("adaptive_avgpool", {"out": 1})`): `archspec import` writes this op for that call, and comparing two
+    graphs (`archspec.graph_equal`) counts the two as one op."""
 
     @cached_property
     def positional(self) -> list[str]:
@@ -303,6 +307,16 @@ def register(op: Op) -> Op:
         raise DuplicateOpError(op.name)
     REGISTRY[op.name] = op
     return op
+
+
+def named_call(op: str, attrs: Any) -> str | None:
+    """The op that is a name for `op` called with `attrs` (`Op.same_as`: `global_avgpool` for
+    `adaptive_avgpool(1)`), or None."""
+    for other in REGISTRY.values():
+        if other.same_as is not None and other.same_as[0] == op and op in REGISTRY:
+            if REGISTRY[op].attrs.model_validate(other.same_as[1]) == attrs:
+                return other.name
+    return None
 
 
 def get_op(name: str) -> Op | None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 import archspec
+from archspec.graph_equal import graph_equal
 from archspec.importer import import_module
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
 
 
 def imported(module: Any, input: tuple[int, ...], name: str = "net") -> tuple[str, Any]:  # noqa: A002
@@ -68,3 +72,11 @@ def same_keys_on_meta(module: Any, input: tuple[int, ...], name: str) -> str:  #
 def code_lines(text: str) -> int:
     """Lines neither blank nor only a comment (benchmarks/import_lines.py counts the same)."""
     return sum(1 for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#"))
+
+
+def assert_zoo_graph(text: str, name: str) -> None:
+    """The imported spec is the hand-written `specs/NAME.yaml` as a graph: same ops, attributes, edges, outputs
+    and weight names (`archspec diff` between them says `graph: equal`). Compiling is cheap; no import again."""
+    verdict = graph_equal(archspec.compile(archspec.loads(text, file=f"{name}.imported.yaml")),
+                          archspec.compile(SPECS / f"{name}.yaml"))
+    assert verdict.equal, f"{name}: imported against specs/{name}.yaml: {verdict.summary(shown=6)}"

@@ -9,9 +9,10 @@ import torch
 import torchvision
 
 import archspec
+from archspec.diff import diff_table
 
 from . import nets
-from .common import code_lines, imported, on_meta, round_trip, same_keys_on_meta
+from .common import assert_zoo_graph, code_lines, imported, on_meta, round_trip, same_keys_on_meta
 from .nets import TinyNet
 
 
@@ -39,7 +40,12 @@ def test_googlenet_is_one_inception_template_called_nine_times():
     assert text.count(": inception(") == 9
     assert "inception3a: inception(64, 96, 128, 16, 32, 32)" in text
     assert "aux1: {from: inception4a, train_only: true, body: inception_aux}" in text
-    hand_written = (Path(__file__).resolve().parents[2] / "specs" / "googlenet.yaml").read_text()
+    assert "avgpool: global_avgpool" in text  # AdaptiveAvgPool2d((1, 1)), written as the zoo writes it
+    assert_zoo_graph(text, "googlenet")
+    spec = Path(__file__).resolve().parents[2] / "specs" / "googlenet.yaml"
+    diff = diff_table(archspec.compile(archspec.loads(text), input=[3, 224, 224]), archspec.compile(spec))
+    assert diff.rows == [] and diff.meta["changed"] == 0 and "graph: equal" in diff.notes  # `archspec diff`: none
+    hand_written = spec.read_text()
     assert code_lines(text) <= 1.5 * code_lines(hand_written)
 
 
@@ -56,6 +62,7 @@ def test_inception_v3_round_trips_with_its_aux_head():
     net = torchvision.models.inception_v3(weights=None, init_weights=False)
     text = round_trip(net, (3, 299, 299), "inception_v3", train=True)
     assert "Mixed_5b: inception_a(32)" in text and "Mixed_6e: inception_c(192)" in text
+    assert_zoo_graph(text, "inception_v3")
 
 
 @pytest.mark.slow

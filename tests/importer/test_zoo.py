@@ -1,8 +1,10 @@
 """Every torchvision builder with a spec in specs/, and timm's Inception v4 and Inception-ResNet v2, round trip.
 
 Small networks run on real tensors (strict load, equal outputs); the others are built on the meta device,
-where the check is the spec's `expect:` and the state_dict's keys and shapes. Families the importer does
-not reach yet (the transformers) must be refused cleanly, with the submodule named.
+where the check is the spec's `expect:` and the state_dict's keys and shapes. Each imported spec is then the
+hand-written `specs/NAME.yaml` as a graph (`graph_equal`: same ops, attributes, edges, outputs and weight
+names), from the same import. Families the importer does not reach yet (the transformers) must be refused
+cleanly, with the submodule named.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torchvision
 
 from archspec.importer import Refused, import_module
 
-from .common import on_meta, round_trip, same_keys_on_meta
+from .common import assert_zoo_graph, on_meta, round_trip, same_keys_on_meta
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 NOT_YET = {  # family: (one member, what the refusal names)
@@ -44,11 +46,12 @@ def _build(name: str):
 def test_torchvision_builder_round_trips(name):
     torch.manual_seed(0)
     if name in SMALL:
-        round_trip(_build(name), (3, 64, 64), name)
+        text = round_trip(_build(name), (3, 64, 64), name)
     elif name.startswith(ON_CPU):
-        same_keys_on_meta(_build(name).to("meta"), (3, 224, 224), name)
+        text = same_keys_on_meta(_build(name).to("meta"), (3, 224, 224), name)
     else:
-        same_keys_on_meta(on_meta(lambda: _build(name)), (3, 224, 224), name)
+        text = same_keys_on_meta(on_meta(lambda: _build(name)), (3, 224, 224), name)
+    assert_zoo_graph(text, name)
 
 
 @pytest.mark.slow
@@ -68,6 +71,7 @@ def test_timm_inception_networks_round_trip(name):
     timm = pytest.importorskip("timm")
     torch.manual_seed(0)
     text = round_trip(timm.create_model(name, pretrained=False), (3, 160, 160), name)
+    assert_zoo_graph(text, name)
     if name == "inception_resnet_v2":
         assert "block35:" in text and "{repeat: 10, splice: [block35]}" in text and "scale(0.17)" in text
 
