@@ -7,10 +7,15 @@ documentation tests, by SLOW below, which `--durations` decides: what took 5 s o
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # one worker per core: each runs torch on its share of them
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(
+        os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"

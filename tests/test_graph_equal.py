@@ -35,7 +35,8 @@ def rewritten():
                   ("($c1,", "($a,"), ("($c3r,", "($b,"), ("($c3,", "($c,"), ("($c5r,", "($d,"), ("($c5,", "($e,"),
                   ("($pool_proj,", "($f,"), ("pool: adaptive_avgpool(4)", "squeeze: adaptive_avgpool(4)"),
                   ("  avgpool: global_avgpool\n", "  gap: adaptive_avgpool(1)\n"),
-                  ("      flatten: flatten\n", "      flat: flatten\n"), ("      relu: relu\n", "      relu: act(relu)\n"),
+                  ("      flatten: flatten\n", "      flat: flatten\n"),
+                  ("      relu: relu\n", "      relu: act(relu)\n"),
                   ("  dropout: dropout($dropout)\n", "  dropout: [identity, dropout($dropout)]\n"))
 
 
