@@ -43,6 +43,18 @@ these overrides; the transformers' own tests (tests/zoo/test_tv_vit.py, test_tv_
 Python source and the outputs of the networks as written."""
 
 
+def compile_small(spec: Path):
+    """The spec compiled at the smallest square input its whole graph takes (its training-only heads too), or at
+    its own where none is found: tests that run whole networks in torch keep every op and edge, at a fraction of
+    the cost."""
+    import archspec
+    from archspec.infer import min_input
+
+    typed = archspec.compile(spec)
+    smallest = min_input(typed.graph, typed.input_shape)
+    return typed if smallest is None else archspec.compile(spec, input=[typed.input_shape[0], *smallest])
+
+
 @pytest.fixture
 def write_spec(tmp_path: Path):
     """Write dedented YAML text to a file and return its path."""

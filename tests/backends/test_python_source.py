@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from conftest import REPRESENTATIVE_SPECS
+from conftest import REPRESENTATIVE_SPECS, compile_small
 
 import archspec
 from archspec.backends.python_source import emit_python
@@ -20,9 +22,10 @@ SPECS = REPRESENTATIVE_SPECS
 SLOW = {"inception_v4", "inception_resnet_v2"}
 
 # Runs in a fresh interpreter: `-I -S` leaves out the repository, PYTHONPATH and every .pth file (so the
-# editable install of archspec too); only the directory that holds torch is put back on sys.path.
+# editable install of archspec too); only the directory that holds torch is put back on sys.path. One child runs
+# every selected spec's file (torch is imported once), each in its own folder; a failure is recorded, not raised.
 CHILD = """
-import importlib.util, sys
+import importlib.util, json, os, sys, traceback
 sys.path.append(sys.argv[1])
 try:
     import archspec  # noqa: F401
@@ -31,19 +34,24 @@ except ImportError:
 else:
     raise SystemExit("archspec is importable in the child process")
 import torch
-spec = importlib.util.spec_from_file_location("model", "model.py")
-model_module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(model_module)
-with torch.device("meta"):  # no random init: every tensor comes from the archspec module's state_dict
-    model = getattr(model_module, sys.argv[2])()
-model.load_state_dict(torch.load("state.pt", weights_only=True), strict=True, assign=True)
-x = torch.load("x.pt", weights_only=True)
-out = {}
-with torch.no_grad():
-    out["eval"] = model.eval()(x)
-    torch.manual_seed(1234)
-    out["train"] = model.train()(x)
-torch.save({"outputs": out, "loss_weights": model.loss_weights}, "got.pt")
+for folder, class_name in json.loads(sys.argv[2]):
+    os.chdir(folder)
+    try:
+        spec = importlib.util.spec_from_file_location("model", "model.py")
+        model_module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(model_module)
+        with torch.device("meta"):  # no random init: every tensor comes from the archspec module's state_dict
+            model = getattr(model_module, class_name)()
+        model.load_state_dict(torch.load("state.pt", weights_only=True), strict=True, assign=True)
+        x = torch.load("x.pt", weights_only=True)
+        out = {}
+        with torch.no_grad():
+            out["eval"] = model.eval()(x)
+            torch.manual_seed(1234)
+            out["train"] = model.train()(x)
+        torch.save({"outputs": out, "loss_weights": model.loss_weights}, "got.pt")
+    except Exception:
+        open("error.txt", "w").write(traceback.format_exc())
 """
 
 
@@ -61,33 +69,53 @@ def _class_name(source: str) -> str:
     return [line for line in source.splitlines() if line.startswith("class ")][-1][6:].split("(")[0]
 
 
-@pytest.mark.parametrize("spec", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
-                                  for p in SPECS])
-def test_emitted_file_runs_without_archspec_and_matches(spec: Path, tmp_path: Path) -> None:
-    typed = archspec.compile(spec)
+def _prepare(spec: Path, folder: Path) -> tuple[dict, Any]:
+    """Emit the spec's file (at its smallest input) into `folder` with the archspec module's weights and an input;
+    the archspec module's own outputs, in eval and training mode, and its loss weights."""
+    typed = compile_small(spec)
     source = emit_python(typed)
-    (tmp_path / "model.py").write_text(source)
+    folder.mkdir()
+    (folder / "model.py").write_text(source)
     torch.manual_seed(0)
     model = archspec.build(typed)
     for name, p in model.named_parameters():  # make BN scales and shifts non-trivial too
         if name.endswith("bn.weight") or name.endswith("bn.bias"):
             torch.nn.init.uniform_(p, 0.5, 1.5)
-    torch.save(model.state_dict(), tmp_path / "state.pt")
+    torch.save(model.state_dict(), folder / "state.pt")
     x = torch.randn(2, *typed.input_shape, generator=torch.Generator().manual_seed(1))
-    torch.save(x, tmp_path / "x.pt")
+    torch.save(x, folder / "x.pt")
     with torch.no_grad():
         expected_eval = model.eval()(x)
         torch.manual_seed(1234)  # the same seed before both calls: dropout draws the same masks if run in order
         expected_train = model.train()(x)
+    return {"eval": expected_eval, "train": expected_train}, (_class_name(source), model.loss_weights)
 
+
+@pytest.fixture(scope="module")
+def emitted_runs(request, tmp_path_factory) -> dict[str, tuple[Path, dict, Any]]:
+    """Every spec this run selected for `test_emitted_file_runs_without_archspec_and_matches`, run in one child."""
+    chosen = [item.callspec.params["spec"] for item in request.session.items
+              if getattr(item, "originalname", None) == "test_emitted_file_runs_without_archspec_and_matches"]
+    root = tmp_path_factory.mktemp("emitted")
+    prepared = {spec.stem: (root / spec.stem, *_prepare(spec, root / spec.stem)) for spec in chosen}
+    jobs = [(str(folder), class_name) for folder, _, (class_name, _) in prepared.values()]
     site = str(Path(torch.__file__).resolve().parents[1])
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD, site, _class_name(source)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD, site, json.dumps(jobs)], cwd=root,
+                            capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
-    got = torch.load(tmp_path / "got.pt", weights_only=True)
-    _close(got["outputs"]["eval"], expected_eval)
-    _close(got["outputs"]["train"], expected_train)
-    assert got["loss_weights"] == model.loss_weights
+    return prepared
+
+
+@pytest.mark.xdist_group("emitted_runs")  # one worker prepares and runs them all
+@pytest.mark.parametrize("spec", [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
+                                  for p in SPECS])
+def test_emitted_file_runs_without_archspec_and_matches(spec: Path, emitted_runs) -> None:
+    folder, expected, (_, loss_weights) = emitted_runs[spec.stem]
+    assert not (folder / "error.txt").exists(), (folder / "error.txt").read_text()[-3000:]
+    got = torch.load(folder / "got.pt", weights_only=True)
+    _close(got["outputs"]["eval"], expected["eval"])
+    _close(got["outputs"]["train"], expected["train"])
+    assert got["loss_weights"] == loss_weights
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=[p.stem for p in SPECS])
