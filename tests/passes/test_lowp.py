@@ -158,13 +158,15 @@ def test_an_unknown_dtype_is_refused():
 @pytest.mark.parametrize(("k", "s", "p", "ceil"), [(3, 1, 1, False), (3, 2, 0, True), (2, 2, 0, True), (3, 2, 1, False),
                                                    (5, 3, 2, True), (3, 1, 0, False)])
 def test_max_pools_of_codes_equal_torchs_max_pool(k, s, p, ceil):
-    """uint8 codes pooled as running maxima, channels-last: the max pool of their values, exactly."""
+    """uint8 codes pooled, channels-last (torch's quantized pool eagerly, running maxima for export): the max pool
+    of their values, exactly, in the same layout."""
     from archspec.passes.lowp.int8 import MaxPoolCodes
 
     pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
     for hw in (k, k + 1, 7, 8):  # from the smallest input torch pools with this kernel
         codes = torch.randint(0, 256, (2, 5, hw, hw + 1), dtype=torch.uint8)
         codes = codes.contiguous(memory_format=torch.channels_last)
-        got = MaxPoolCodes(pool)(codes)
-        assert got.dtype == torch.uint8
-        assert torch.equal(got.float(), pool(codes.float())), (hw, k, s, p, ceil)
+        expected = pool(codes.float())
+        for got in (MaxPoolCodes(pool)(codes), MaxPoolCodes(pool).reference(codes)):
+            assert got.dtype == torch.uint8 and got.is_contiguous(memory_format=torch.channels_last)
+            assert torch.equal(got.float(), expected), (hw, k, s, p, ceil)
