@@ -33,7 +33,9 @@ class Quantize(nn.Module):
         self.scale, self.zero_point = q
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.clamp(torch.round(x * (1.0 / self.scale)) + self.zero_point, 0, 255).to(torch.uint8)
+        # x / scale + zero point, rounded half up (the truncation of + 0.5 once clamped to [0, 255]): one
+        # new tensor and two passes over it in place, instead of four tensors (measured 1.6-3x as fast)
+        return x.mul(1.0 / self.scale).add_(self.zero_point + 0.5).clamp_(0, 255).to(torch.uint8)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale:.4g}, zero_point={self.zero_point}"
@@ -218,6 +220,7 @@ class _Rewriter:
         self.codes: dict[fx.Node, QParams] = {}  # values held as uint8 codes, with their qparams
         self.cache: dict[tuple[fx.Node, Any], fx.Node] = {}
         self.erased: set[fx.Node] = set()
+        self.rewritten: set[fx.Node] = set()  # the int8 convs made so far (their outputs are new tensors)
         self.convs = 0
         self.fused_adds = 0
 
@@ -293,7 +296,7 @@ class _Rewriter:
     def overwritable(self, other: fx.Node, add: fx.Node, src: fx.Node, codes: bool) -> bool:
         """Whether the residual `other`, as codes (or as float32), may be overwritten where `add` runs: it is a
         value this rewrite makes or converts, not the conv's own input, and nothing reads it after `add`."""
-        if other is src or (not codes and other not in self.codes):
+        if other is src or (not codes and other not in self.codes and other not in self.rewritten):
             return False  # a float32 value of the graph's own could be a view of one read elsewhere
         order = {n: i for i, n in enumerate(self.graph.nodes)}
         readers = [*other.users, *(u for (v, _), made in self.cache.items() if v is other for u in made.users)]
@@ -336,6 +339,7 @@ class _Rewriter:
                    QuantizedConv2d(conv, self.shapes[str(node.target)], x_q, out, relu, residual))
         if out is not None:
             self.codes[node] = out
+        self.rewritten.add(node)
         self.convs += 1
 
 
