@@ -276,3 +276,29 @@ def test_int8_residual_read_after_the_add_is_not_overwritten(write_spec, monkeyp
             "  head: ['conv(16, 3, p=1)', relu]\n")
     fused = _int8_against_unfused(_small(write_spec, body), monkeypatch)
     assert not _residual_convs(fused)
+
+
+@needs_vnni
+def test_int8_fused_joins_save_as_pt2_that_agrees(write_spec, tmp_path):
+    """torch.export traces each fused join's reference form (the residual added in plain ops, no input written)."""
+    from archspec.export import save
+
+    body = ("  stem: ['conv(16, 3, p=1)', relu]\n"
+            "  branch: {from: stem, body: ['conv(32, 3, s=2, p=1)', relu, 'conv(32, 1)']}\n"
+            "  shortcut: {from: stem, body: 'conv(32, 1, s=2)'}\n"
+            "  join: add(branch, shortcut)\n"
+            "  relu: relu\n"
+            "  more: ['conv(32, 3, p=1)', relu, 'conv(32, 1)']\n"
+            "  join2: add(more, relu)\n"
+            "  relu2: relu\n"
+            "  pool: global_avgpool\n")
+    module = _small(write_spec, body)
+    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
+    assert len(_residual_convs(fused)) == 2
+    save(fused, module.typed, tmp_path / "joins.pt2")
+    program = torch.export.load(tmp_path / "joins.pt2").module()
+    x = torch.randn(3, 8, 12, 12, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        expected = fused(x)
+    assert torch.allclose(program(x), expected, atol=1e-5)
