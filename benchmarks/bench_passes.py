@@ -44,7 +44,7 @@ def variant(name: str, module: torch.nn.Module, passes: list[str], batch: int) -
     if "packing only" not in name:
         return optimize(module, passes, batch=batch)
     with mock.patch("archspec.passes.fuse_conv.post_op", lambda gm, node: None), \
-            mock.patch("archspec.passes.fuse_conv._residual_add", lambda node, conv: None):
+            mock.patch("archspec.passes.fuse_conv.residual_add", lambda node, conv: None):
         return optimize(module, passes, batch=batch)
 
 

@@ -72,7 +72,7 @@ def post_op(gm: fx.GraphModule, node: fx.Node) -> PostOp | None:
     return _MODULES[type(found)](found) if type(found) in _MODULES else None
 
 
-def _residual_add(node: fx.Node, conv: fx.Node) -> fx.Node | None:
+def residual_add(node: fx.Node, conv: fx.Node) -> fx.Node | None:
     """If `node` is `conv + other` (in either order, no scaling), the other operand."""
     if node.op != "call_function" or node.target not in (operator.add, torch.add) or len(node.args) != 2:
         return None
@@ -167,7 +167,7 @@ def fuse_conv(gm: fx.GraphModule) -> int:
             continue
         tail, other = node, None
         user = sole_user(node)
-        if user is not None and (found := _residual_add(user, node)) is not None and _shape(found) == _shape(node):
+        if user is not None and (found := residual_add(user, node)) is not None and _shape(found) == _shape(node):
             tail, other = user, found
             user = sole_user(user)
         post = post_op(gm, user) if user is not None else None

@@ -12,7 +12,7 @@ from torch import nn
 
 import archspec
 from archspec.passes import PackedConv2d, optimize
-from archspec.passes.lowp import LowPrecisionError, QuantizedConv2d, Requantize, check_supported
+from archspec.passes.lowp import Dequantize, LowPrecisionError, Quantize, QuantizedConv2d, Requantize, check_supported
 from archspec.passes.lowp.calibrate import qparams
 
 from .test_optimize import BIG, randomise, relative_error
@@ -159,13 +159,147 @@ def test_an_unknown_dtype_is_refused():
 @pytest.mark.parametrize(("k", "s", "p", "ceil"), [(3, 1, 1, False), (3, 2, 0, True), (2, 2, 0, True), (3, 2, 1, False),
                                                    (5, 3, 2, True), (3, 1, 0, False)])
 def test_max_pools_of_codes_equal_torchs_max_pool(k, s, p, ceil):
-    """uint8 codes pooled as running maxima, channels-last: the max pool of their values, exactly."""
+    """uint8 codes pooled, channels-last (torch's quantized pool eagerly, running maxima for export): the max pool
+    of their values, exactly, in the same layout."""
     from archspec.passes.lowp.int8 import MaxPoolCodes
 
     pool = nn.MaxPool2d(k, s, p, ceil_mode=ceil)
     for hw in (k, k + 1, 7, 8):  # from the smallest input torch pools with this kernel
         codes = torch.randint(0, 256, (2, 5, hw, hw + 1), dtype=torch.uint8)
         codes = codes.contiguous(memory_format=torch.channels_last)
-        got = MaxPoolCodes(pool)(codes)
-        assert got.dtype == torch.uint8
-        assert torch.equal(got.float(), pool(codes.float())), (hw, k, s, p, ceil)
+        expected = pool(codes.float())
+        for got in (MaxPoolCodes(pool)(codes), MaxPoolCodes(pool).reference(codes)):
+            assert got.dtype == torch.uint8 and got.is_contiguous(memory_format=torch.channels_last)
+            assert torch.equal(got.float(), expected), (hw, k, s, p, ceil)
+
+
+@needs_vnni
+@pytest.mark.parametrize("out_codes", [True, False])
+@pytest.mark.parametrize("relu", [True, False])
+def test_quantized_conv_with_a_residual_matches_its_float_simulation(out_codes, relu):
+    """conv + residual (+ ReLU) in one oneDNN call: the float conv of the rounded values plus the residual's
+    value, rounded at the output scale; the residual as codes (at its own scale) or as float32."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 16, 3, padding=1).eval()
+    x = torch.randn(2, 8, 9, 9).contiguous(memory_format=torch.channels_last)
+    x_q, out_q, res_q = qparams((-3.0, 3.0)), qparams((-2.0, 6.0)), qparams((-1.0, 5.0))
+    qconv = QuantizedConv2d(conv, x.shape, x_q, out_q if out_codes else None, relu=relu,
+                            residual=res_q if out_codes else (1.0, 0))
+    codes = torch.clamp(torch.round(x / x_q[0]) + x_q[1], 0, 255).to(torch.uint8)
+    res_codes = torch.randint(0, 256, (2, 16, 9, 9), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
+    res_value = (res_codes.float() - res_q[1]) * res_q[0]
+    w = qconv.weight.float() * qconv.w_scale[:, None, None, None]
+    simulated = nn.functional.conv2d((codes.float() - x_q[1]) * x_q[0], w, conv.bias, padding=1) + res_value
+    simulated = torch.relu(simulated) if relu else simulated
+    with torch.inference_mode():
+        got = qconv(codes, res_codes.clone() if out_codes else res_value.clone())
+        exported = qconv.reference(codes, res_codes if out_codes else res_value)
+    if out_codes:
+        expected = torch.clamp(torch.round(simulated / out_q[0]) + out_q[1], 0, 255)
+        assert got.dtype == exported.dtype == torch.uint8
+        assert (got.float() - expected).abs().max() <= 1 and (exported.float() - expected).abs().max() <= 1
+    else:
+        assert got.dtype == torch.float32
+        assert torch.allclose(got, simulated, atol=1e-4) and torch.allclose(exported, simulated, atol=1e-4)
+
+
+def _small(write_spec, body: str) -> nn.Module:
+    spec = write_spec(f"archspec: 1\nname: joins\ninput: [8, 12, 12]\nbody:\n{body}")
+    return randomise(archspec.build(spec, seed=0)).eval()
+
+
+def _int8_against_unfused(module: nn.Module, monkeypatch) -> nn.Module:
+    """The int8 module, checked against fp32 and against the int8 rewrite with no add fused (its adds in float32):
+    both within quantisation error, and a second run equal to the first (no value it still needs overwritten)."""
+    from archspec.passes.lowp import int8
+
+    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
+    with monkeypatch.context() as patch:
+        patch.setattr(int8._Rewriter, "join", lambda self, add: None)
+        unfused = optimize(module, dtype="int8", calibrate=batches, batch=4)
+    x = batches[0].clone()
+    with torch.inference_mode():
+        expected, got, plain = module(x), fused(x), unfused(x)
+        assert torch.equal(got, fused(x)) and torch.equal(x, batches[0])
+    assert relative_error(expected, got) <= 0.05
+    assert relative_error(plain, got) <= 0.05
+    return fused
+
+
+def _residual_convs(gm: nn.Module) -> list[QuantizedConv2d]:
+    return [m for m in gm.modules() if isinstance(m, QuantizedConv2d) and m.residual]
+
+
+@needs_vnni
+def test_int8_residual_add_and_relu_run_inside_the_conv(write_spec, monkeypatch):
+    """ResNet's join: the add and the ReLU after it inside the last conv of the branch, codes in and out."""
+    body = ("  stem: ['conv(16, 3, p=1)', relu]\n"
+            "  branch: ['conv(16, 3, p=1)', relu, 'conv(16, 1)']\n"
+            "  join: add(branch, stem)\n"
+            "  relu: relu\n"
+            "  head: ['conv(16, 3, p=1)', relu]\n")
+    fused = _int8_against_unfused(_small(write_spec, body), monkeypatch)
+    last = fused.get_submodule("branch.2")
+    assert _residual_convs(fused) == [last] and last.attr == "relu" and last.out_dtype is None
+    assert not [n for n in fused.graph.nodes if n.op == "call_function" and n.target is not torch.cat]  # no add left
+    conversions = [m for m in fused.modules() if type(m) in (Quantize, Dequantize, Requantize)]
+    assert len(conversions) == 1  # the input's quantisation; the head's conv writes float32
+
+
+@needs_vnni
+@pytest.mark.parametrize("head", ["['conv(32, 3, p=1)', relu]", "global_avgpool"])
+def test_int8_join_of_two_convs_runs_in_the_later_one(write_spec, monkeypatch, head):
+    """A downsampling block (conv branch + strided 1x1 shortcut): the later conv adds the other's output in. Read by
+    a conv, the sum is written as codes, and so is the other's output; read as float32 (a pooled head), both are
+    float32."""
+    body = ("  stem: ['conv(16, 3, p=1)', relu]\n"
+            "  branch: {from: stem, body: ['conv(32, 3, s=2, p=1)', relu, 'conv(32, 1)']}\n"
+            "  shortcut: {from: stem, body: 'conv(32, 1, s=2)'}\n"
+            "  join: add(branch, shortcut)\n"
+            "  relu: relu\n"
+            f"  head: {head}\n")
+    fused = _int8_against_unfused(_small(write_spec, body), monkeypatch)
+    joined, other = fused.get_submodule("shortcut"), fused.get_submodule("branch.2")
+    assert _residual_convs(fused) == [joined] and joined.attr == "relu"
+    codes = "conv" in head
+    assert (joined.out_dtype is None) == codes and (other.out_dtype is None) == codes
+
+
+@needs_vnni
+def test_int8_residual_read_after_the_add_is_not_overwritten(write_spec, monkeypatch):
+    """oneDNN writes the sum into the residual's memory: where the residual is read again after the add, the add
+    stays outside the conv."""
+    body = ("  stem: ['conv(16, 3, p=1)', relu]\n"
+            "  branch: ['conv(16, 3, p=1)', relu, 'conv(16, 1)']\n"
+            "  join: add(branch, stem)\n"
+            "  again: add(join, stem)\n"
+            "  head: ['conv(16, 3, p=1)', relu]\n")
+    fused = _int8_against_unfused(_small(write_spec, body), monkeypatch)
+    assert not _residual_convs(fused)
+
+
+@needs_vnni
+def test_int8_fused_joins_save_as_pt2_that_agrees(write_spec, tmp_path):
+    """torch.export traces each fused join's reference form (the residual added in plain ops, no input written)."""
+    from archspec.export import save
+
+    body = ("  stem: ['conv(16, 3, p=1)', relu]\n"
+            "  branch: {from: stem, body: ['conv(32, 3, s=2, p=1)', relu, 'conv(32, 1)']}\n"
+            "  shortcut: {from: stem, body: 'conv(32, 1, s=2)'}\n"
+            "  join: add(branch, shortcut)\n"
+            "  relu: relu\n"
+            "  more: ['conv(32, 3, p=1)', relu, 'conv(32, 1)']\n"
+            "  join2: add(more, relu)\n"
+            "  relu2: relu\n"
+            "  pool: global_avgpool\n")
+    module = _small(write_spec, body)
+    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
+    assert len(_residual_convs(fused)) == 2
+    save(fused, module.typed, tmp_path / "joins.pt2")
+    program = torch.export.load(tmp_path / "joins.pt2").module()
+    x = torch.randn(3, 8, 12, 12, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        expected = fused(x)
+    assert torch.allclose(program(x), expected, atol=1e-5)
