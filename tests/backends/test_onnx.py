@@ -89,7 +89,7 @@ def test_heads_kept_at_inference_are_named_outputs(tmp_path: Path):
     module.eval()
     session = ort.InferenceSession(str(target), providers=["CPUExecutionProvider"])
     assert [o.name for o in session.get_outputs()] == ["main", "aux"]
-    x = torch.randn(4, 3, 32, 32)
+    x = torch.randn(4, *module.typed.input_shape)
     for ours, theirs in zip(_outputs(module, x), session.run(None, {"x": x.numpy()}), strict=True):
         np.testing.assert_allclose(theirs, ours, atol=1e-5, rtol=0)
 
