@@ -2,8 +2,9 @@
 
 The same scheme on both sides (per-channel symmetric int8 weights, per-tensor uint8 activations, MinMax
 calibration on the same batches): archspec's int8 of the spec with torchvision's weights loaded, and ONNX Runtime's
-QDQ quantisation of torchvision's module exported to ONNX. Each is scored by its top-1 agreement with the float32
-reference on held-out random batches; archspec's must be no lower than ONNX Runtime's.
+QDQ quantisation of torchvision's module exported to ONNX. Each is scored against the float32 reference on held-out
+random batches: archspec's logit error must be no larger than ONNX Runtime's, and its top-1 agreement no lower where
+the top-1 is steadier than the rounding (TOP1_STABLE).
 """
 
 from __future__ import annotations
@@ -100,13 +101,19 @@ def _agreement(expected: torch.Tensor, got: torch.Tensor) -> float:
     return (expected.argmax(1) == got.argmax(1)).float().mean().item()
 
 
-NOISE = ("GoogLeNet at 64×64 with random weights: both int8s have the same logit error (RMS 0.401 vs 0.403 of the "
-         "logits' spread) and disagree with each other on ~30 % of images, so 64 images' top-1 agreement is rounding "
-         "noise (here 37.5 % vs 45.3 %; over 512 images 42.8 % vs 42.6 %, per 64 from -14 to +12 points)")
+def _logit_error(expected: torch.Tensor, got: torch.Tensor) -> float:
+    """RMS of the logits' error relative to the logits' own spread: what top-1 agreement samples coarsely."""
+    return ((got - expected).pow(2).mean().sqrt() / expected.std()).item()
 
 
-@pytest.mark.parametrize("name", ["resnet18", pytest.param("googlenet", marks=pytest.mark.xfail(reason=NOISE))])
-def test_int8_agrees_with_fp32_at_least_as_often_as_onnx_runtimes_int8(name, tmp_path, record_property):
+TOP1_STABLE = {"resnet18"}
+"""Networks whose top-1 at this input is steadier than the rounding: random GoogLeNet at 64×64 is not (the two int8s
+pick different classes from each other on ~30 % of images, so 64 images' agreement moves by ±14 points from batch to
+batch while the logit error of both is the same); there the logit error is the comparison and agreement is recorded."""
+
+
+@pytest.mark.parametrize("name", ["resnet18", "googlenet"])
+def test_int8_is_as_close_to_fp32_as_onnx_runtimes_int8(name, tmp_path, record_property):
     ref = _reference(name)
     calibration, held_out = _batches(CALIBRATION, seed=2), _batches(HELD_OUT // BATCH, seed=3)
     ort_int8 = _ort_int8(ref, calibration, tmp_path)
@@ -118,9 +125,13 @@ def test_int8_agrees_with_fp32_at_least_as_often_as_onnx_runtimes_int8(name, tmp
     assert ours.passes["quantize_int8"] > 0
     figures = {"archspec_top1_agreement": _agreement(expected, got),
                "ort_top1_agreement": _agreement(expected, theirs),
+               "archspec_logit_error": _logit_error(expected, got),
+               "ort_logit_error": _logit_error(expected, theirs),
                "archspec_relative_max_difference": relative_error(expected, got),
                "ort_relative_max_difference": relative_error(expected, theirs)}
     for key, value in figures.items():
         record_property(key, value)
-    message = ", ".join(f"{k} {v:.4f}" for k, v in figures.items())
-    assert figures["archspec_top1_agreement"] >= figures["ort_top1_agreement"], f"{name}: {message}"
+    message = f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items())
+    assert figures["archspec_logit_error"] <= figures["ort_logit_error"], message
+    if name in TOP1_STABLE:
+        assert figures["archspec_top1_agreement"] >= figures["ort_top1_agreement"], message
