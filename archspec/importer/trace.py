@@ -81,18 +81,28 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
     `locate` records the Python stack of every node (for the file and line of a refusal; tracing is
     then several times slower, so it is done again only when something is refused).
     """
+    import inspect
+
+    import torch
     import torch.fx as fx
 
-    class _Tracer(fx.Tracer):
-        def __init__(self) -> None:
-            super().__init__(autowrap_functions=_op_functions(module))
-            self.record_stack_traces = locate
+    from .concrete import ConcreteTracer, MetaFailed
 
+    class _Tracer(ConcreteTracer):
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
             return not list(m.children()) and bool(candidate_ops(type(m).__name__))
 
+    first = next(iter(inspect.signature(module.forward).parameters), "x")
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    tracer = _Tracer({first: torch.empty(2, *input_shape, device="meta")}, device,
+                     autowrap_functions=_op_functions(module))
+    tracer.record_stack_traces = locate
     try:
-        graph = _Tracer().trace(module)
+        graph = tracer.trace(module)
+    except MetaFailed as exc:
+        if not _runs(module, input_shape):
+            raise _shape_refusal(input_shape, exc) from None
+        raise _untraceable(module, exc) from None
     except Exception as exc:  # noqa: BLE001 - any failure of fx is the user's module refusing to trace
         raise _untraceable(module, exc) from None
     _split_chunks(graph)
@@ -101,9 +111,25 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
     try:
         _shapes(gm, input_shape)
     except Exception as exc:  # noqa: BLE001 - shapes that do not fit are the user's input shape
-        raise Refused("import-shape", "", None, f"the module does not run on an input of {list(input_shape)}: "
-                      f"{str(exc).splitlines()[0]}", hint="give the input it takes with --input C,H,W") from None
+        raise _shape_refusal(input_shape, exc) from None
     return gm
+
+
+def _shape_refusal(input_shape: tuple[int, ...], exc: Exception) -> Refused:
+    return Refused("import-shape", "", None, f"the module does not run on an input of {list(input_shape)}: "
+                   f"{str(exc).splitlines()[0]}", hint="give the input it takes with --input C,H,W")
+
+
+def _runs(module: Any, input_shape: tuple[int, ...]) -> bool:
+    """Whether the module runs on a meta input of this shape (its weights swapped for meta ones for the run)."""
+    import torch
+
+    state = {k: torch.empty_like(v, device="meta") for k, v in module.state_dict(keep_vars=True).items()}
+    try:
+        torch.func.functional_call(module, state, (torch.empty(2, *input_shape, device="meta"),), strict=False)
+    except Exception:  # noqa: BLE001 - whatever fails here is the input shape's
+        return False
+    return True
 
 
 def chunk(x: Any, chunks: int, index: int, dim: int = 0) -> Any:
