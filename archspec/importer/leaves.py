@@ -25,8 +25,10 @@ from ..ops.registry import (
     Op,
     ParamCall,
     Shape,
+    Tokens,
     channels_last,
     field_aliases,
+    tokens,
 )
 
 
@@ -46,8 +48,11 @@ class Unmapped(Exception):
     """No op of the language computes this module or call; the message says what is missing."""
 
 
-def module_op(module: Any, ins: list[Shape]) -> OpCall:
-    """The op call that computes `module` (a leaf) on inputs of shapes `ins`; `Unmapped` if none does."""
+def module_op(module: Any, ins: list[Shape], invoke: Callable[[Any, Any], Any] | None = None) -> OpCall:
+    """The op call that computes `module` (a leaf) on inputs of shapes `ins`; `Unmapped` if none does.
+
+    `invoke(module, x)` is how the model calls it where that is not `module(x)` (`nn.MultiheadAttention`'s
+    `attn(x, x, x, need_weights=False)[0]`): the op's module must then compute the same as that call."""
     cls = type(module).__name__
     ops = candidate_ops(cls)
     if not ops:
@@ -59,7 +64,7 @@ def module_op(module: Any, ins: list[Shape]) -> OpCall:
         except (ValueError, TypeError) as exc:
             problems.append(f"{op.name}: {str(exc).splitlines()[0]}")
             continue
-        problem = _difference(op, call, module, ins)
+        problem = _difference(op, call, module, ins, invoke)
         if problem is None:
             return call
         problems.append(f"{op.name}({_short(call)}) {problem}")
@@ -102,6 +107,15 @@ def candidate_ops(cls_name: str) -> list[Op]:
     return [op for _, op in sorted(scored, key=lambda s: -s[0])]
 
 
+def is_leaf(module: Any) -> bool:
+    """Whether the tracer stops at this module: one an op computes, named by an op's `torch_modules` exactly
+    (`nn.MultiheadAttention`, children and all) or by a prefix where it has no children (`Conv2d`)."""
+    name = type(module).__name__
+    if any(name in op.torch_modules for op in REGISTRY.values()):
+        return True
+    return not list(module.children()) and bool(candidate_ops(name))
+
+
 def _read_attrs(op: Op, source: Any) -> OpCall:
     given: dict[str, Any] = {}
     for name, field in op.attrs.model_fields.items():
@@ -126,7 +140,8 @@ def emitted(op: Op, call: OpCall, ins: list[Shape]) -> Any:
     return op.emit(op.attrs.model_validate(dict(call.values)), ins)
 
 
-def _difference(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> str | None:
+def _difference(op: Op, call: OpCall, module: Any, ins: list[Shape],
+                invoke: Callable[[Any, Any], Any] | None = None) -> str | None:
     """How the module the op's emitter builds differs from `module`; None if it is the same module.
 
     A module of the op's own class must have the same constants and weight shapes. One of another class
@@ -146,12 +161,22 @@ def _difference(op: Op, call: OpCall, module: Any, ins: list[Shape]) -> str | No
     shapes = {k: tuple(v.shape) for k, v in out.state_dict().items()}
     if not same or shapes != {k: tuple(v.shape) for k, v in module.state_dict().items()}:
         return built
-    if type(out) is type(module):
+    if type(out) is type(module) and invoke is None:
         return None
-    return _behaviour_difference(out, module, ins)
+    key = (type(module), repr(module), tuple(repr(getattr(module, n, None)) for n in names), repr(out), tuple(ins),
+           getattr(invoke, "key", None))
+    if key not in _CHECKED:  # a module equal in class, settings and input to one compared computes the same
+        _CHECKED[key] = _behaviour_difference(out, module, ins, invoke)
+    return _CHECKED[key]
 
 
-def _behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None:
+_CHECKED: dict[Any, str | None] = {}
+"""The comparisons made (`_behaviour_difference` replaces the weights by random ones, so its answer depends only
+on the module's class and settings): each of ViT-H's 32 attention modules is compared once."""
+
+
+def _behaviour_difference(out: Any, module: Any, ins: list[Shape],
+                          invoke: Callable[[Any, Any], Any] | None = None) -> str | None:
     """Whether `out`, given `module`'s weights (random ones where it has none yet: a module on the meta
     device), gives `module`'s outputs on random inputs, in eval and in training mode from one seed."""
     import copy
@@ -175,6 +200,8 @@ def _behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None
     import math
 
     shape = ins[0] if math.prod(ins[0]) <= 1 << 16 else _small(ins)[0]  # the real shape where it is cheap
+    if tokens(shape) and shape[0] > 16:
+        shape = Tokens((16, shape[1]))  # sixteen tokens: attention over 197 costs L² for nothing more
     x = torch.randn(16, *shape)  # sixteen samples, four seeds: a random mask that differs shows
     for mode, seeds in (("eval", [1]), ("training", [1, 2, 3, 4])):
         source.train(mode == "training")
@@ -182,7 +209,7 @@ def _behaviour_difference(out: Any, module: Any, ins: list[Shape]) -> str | None
         for seed in seeds:
             with torch.no_grad():
                 torch.manual_seed(seed)
-                want = source(x.clone())
+                want = invoke(source, x.clone()) if invoke else source(x.clone())
                 torch.manual_seed(seed)
                 got = mine(x.clone())
             if not (isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape == want.shape
@@ -266,31 +293,36 @@ def function_op(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: lis
     for op, call in _function_candidates(fn, args, kwargs, ins):
         if _same_result(fn, args, kwargs, op, call, ins):
             return call
+    for op, call in _other_candidates(args, kwargs, ins):
+        if _same_result(fn, args, kwargs, op, call, ins):
+            return call
     raise Unmapped(f"no op of the language computes {_fn_name(fn)}" + _consts_text(args, kwargs))
 
 
 def param_op(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape], param: Any,
-             node: Any) -> OpCall:
+             node: Any, reads: dict[Any, Callable[[Any], Any]] | None = None) -> OpCall:
     """The op that owns a learned tensor of the module it sits in (its emitter gives a `ParamCall`, as
     `layer_scale`) and computes `fn(*args, **kwargs)`, the argument `node` reading that tensor, `param`, and
-    the other graph nodes being inputs of shapes `ins`; `Unmapped` if none does. A number the op takes is
-    the value the tensor holds everywhere (its initial value) where it does, else the op's default."""
+    the other graph nodes being inputs of shapes `ins`; `Unmapped` if none does. `reads` gives, for each
+    argument computed from the tensor alone, how (ViT's `class_token.expand(n, -1, -1)`); by default `node`
+    is the tensor itself. A number the op takes is the value the tensor holds everywhere (its initial value)
+    where it does, else the op's default."""
     fn = _CANONICAL.get(fn, fn)
+    reads = reads if reads is not None else {node: lambda p: p}
     for op in REGISTRY.values():
         try:
             out = op.emit(op.attrs.model_validate({}), ins)
         except Exception:  # noqa: BLE001 - an op with required attributes, or one that refuses these shapes
             continue
-        if (isinstance(out, ParamCall) and _CANONICAL.get(out.fn, out.fn) is fn
-                and tuple(out.param.shape) == tuple(param.shape) and _same_param_result(fn, args, kwargs, out, ins,
-                                                                                        node)):
+        if (isinstance(out, ParamCall) and tuple(out.param.shape) == tuple(param.shape)
+                and _same_param_result(fn, args, kwargs, out, ins, reads)):
             return _read_attrs(op, SimpleNamespace(**_initial(op, param)))
     raise Unmapped(f"{_fn_name(fn)} of the tensor {node.target} of shape {tuple(param.shape)}: no op of the language "
                    "owns such a tensor and computes this call")
 
 
 def _same_param_result(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: ParamCall, ins: list[Shape],
-                       node: Any) -> bool:
+                       reads: dict[Any, Callable[[Any], Any]]) -> bool:
     import torch
     import torch.fx as fx
 
@@ -298,8 +330,8 @@ def _same_param_result(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any], o
     xs = [torch.randn(2, *s) for s in _small(ins)]
     p = torch.randn(*out.param.shape)
     feed = iter(xs)
-    a, kw = fx.node.map_arg((args, kwargs), lambda n: p if n is node else next(feed))  # type: ignore[arg-type]
     try:
+        a, kw = fx.node.map_arg((args, kwargs), lambda n: reads[n](p) if n in reads else next(feed))  # type: ignore
         want, got = fn(*a, **kw), out.fn(*xs, p)
     except Exception:  # noqa: BLE001 - a candidate that cannot even run is not the op
         return False
@@ -364,6 +396,31 @@ def _function_candidates(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                 continue
     if name is not None and REGISTRY[name].arity is None and len(ins) < 2:
         out.append((REGISTRY[name], OpCall(name, ())))
+    return out
+
+
+def _other_candidates(args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Shape]) -> list[tuple[Op, OpCall]]:
+    """Where no op calls the function itself: every op of no attributes, and every op of one number given one
+    of the call's constants, wherever it sits (`x[:, 0]` is `select_token(0)`); each is kept only if it gives
+    the call's result (`_same_result`)."""
+    from torch.fx.node import map_aggregate
+
+    consts: list[Any] = []
+    map_aggregate((args, kwargs), lambda v: consts.append(v) if isinstance(v, (int, float))
+                  and not isinstance(v, bool) else None)
+    out: list[tuple[Op, OpCall]] = []
+    for op in REGISTRY.values():
+        if op.arity is not None and op.arity != len(ins):
+            continue
+        fields = list(op.attrs.model_fields.items())
+        if not fields:
+            out.append((op, OpCall(op.name, ())))
+        elif len(fields) == 1 and fields[0][1].annotation in (int, float):
+            for c in dict.fromkeys(consts):
+                try:
+                    out.append((op, _read_attrs(op, SimpleNamespace(**{fields[0][0]: c}))))
+                except (ValueError, TypeError):
+                    continue
     return out
 
 
