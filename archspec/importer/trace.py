@@ -100,11 +100,9 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
     tracer.record_stack_traces = locate
     try:
         graph = tracer.trace(module)
-    except MetaFailed as exc:
-        if not _runs(module, input_shape):
-            raise _shape_refusal(input_shape, exc) from None
-        raise _untraceable(module, exc) from None
     except Exception as exc:  # noqa: BLE001 - any failure of fx is the user's module refusing to trace
+        if isinstance(exc, (MetaFailed, AssertionError)) and not _runs(module, input_shape):
+            raise _shape_refusal(input_shape, exc) from None  # a call or a shape check refuses the input
         raise _untraceable(module, exc) from None
     _split_chunks(graph)
     _grown_concats(graph)
@@ -134,12 +132,17 @@ def _shape_refusal(input_shape: tuple[int, ...], exc: Exception) -> Refused:
 
 
 def _runs(module: Any, input_shape: tuple[int, ...]) -> bool:
-    """Whether the module runs on a meta input of this shape (its weights swapped for meta ones for the run)."""
+    """Whether the module runs on an input of this shape: a random one, or a meta one where the module is on
+    the meta device (whose values then are unknown: a forward that reads one fails here too)."""
     import torch
 
-    state = {k: torch.empty_like(v, device="meta") for k, v in module.state_dict(keep_vars=True).items()}
+    on_meta = any(t.device.type == "meta" for t in module.state_dict().values())
     try:
-        torch.func.functional_call(module, state, (torch.empty(2, *input_shape, device="meta"),), strict=False)
+        with torch.no_grad():
+            if on_meta:
+                torch.func.functional_call(module, {}, (torch.empty(2, *input_shape, device="meta"),))
+            else:
+                module(torch.randn(2, *input_shape))
     except Exception:  # noqa: BLE001 - whatever fails here is the input shape's
         return False
     return True
@@ -507,7 +510,7 @@ def _record_layout(node: Any, call: OpCall, ins: list[Any]) -> None:
 
 def _local(name: str) -> str:
     """fx's node name without the number that makes it unique in the whole graph (`relu_33` → `relu`)."""
-    return re.sub(r"_\d+$", "", name)
+    return re.sub(r"_\d+$", "", name).lstrip("_") or "call"  # a private function's name (`_pad`) is no node's
 
 
 def _unique(name: str, taken: set[str]) -> str:
