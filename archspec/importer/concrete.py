@@ -73,6 +73,8 @@ class ConcreteTracer(fx.Tracer):
         return attr_val if self._plain else super().getattr(attr, attr_val, parameter_proxy_cache)
 
     def call_module(self, m: Any, forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._plain:
+            return forward(*args, **kwargs)  # a child of a leaf, run on meta tensors with it: nothing recorded
         self._forward = forward  # a leaf's own forward, run unpatched on meta tensors
         return super().call_module(m, forward, args, kwargs)
 
