@@ -97,7 +97,7 @@ class ConcreteTracer(fx.Tracer):
         try:
             value = self._run(kind, target, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure is this call's, on these shapes
-            raise MetaFailed(proxy.node.format_node(), exc) from None
+            raise MetaFailed(proxy.node.format_node() or proxy.node.name, exc) from None
         finally:
             self._plain = False
         if kind in ("call_function", "call_method") and is_static(value):

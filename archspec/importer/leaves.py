@@ -226,6 +226,7 @@ def _behaviour_difference(out: Any, module: Any, ins: list[Shape],
     if tokens(shape) and shape[0] > 16:
         shape = Tokens((16, shape[1]))  # sixteen tokens: attention over 197 costs L² for nothing more
     x = torch.randn(16, *shape)  # sixteen samples, four seeds: a random mask that differs shows
+    first = None
     for mode, seeds in (("eval", [1]), ("training", [1, 2, 3, 4])):
         source.train(mode == "training")
         mine.train(mode == "training")
@@ -238,6 +239,10 @@ def _behaviour_difference(out: Any, module: Any, ins: list[Shape],
             if not (isinstance(got, torch.Tensor) and isinstance(want, torch.Tensor) and got.shape == want.shape
                     and _rounding_apart(got, want)):
                 return f"builds {name}, which gives other outputs in {mode} mode"
+            if first is None:
+                first = want
+            elif seed == 1 and torch.equal(want, first):
+                break  # the module draws nothing at random in training either: one comparison says it
     return None
 
 
