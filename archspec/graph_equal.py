@@ -99,9 +99,28 @@ class _Keys:
         key = (op, self.attr_key(attrs))
         found = self.calls.get(key)
         if found is None:
-            name = named_call(op, attrs)
-            found = self.calls[key] = (name, (REGISTRY[name].attrs(),)) if name is not None else key
+            plain = _computed(op, attrs)
+            name = named_call(op, plain)
+            found = self.calls[key] = (name, (REGISTRY[name].attrs(),)) if name is not None else (op, _hashable(plain))
         return found
+
+
+def _computed(op: str, attrs: Any) -> Any:
+    """The attributes that change what the op computes: those that only add a shape rule (`Op.checks_only`,
+    conv's `exact`) at their defaults."""
+    checks_only = REGISTRY[op].checks_only
+    if not checks_only:
+        return attrs
+    fields = type(attrs).model_fields
+    return attrs.model_copy(update={f: fields[f].default for f in checks_only})
+
+
+def _hashable(attrs: Any) -> Any:
+    try:
+        hash(attrs)
+        return (attrs,)
+    except TypeError:
+        return (type(attrs).__name__, repr(attrs))
 
 
 def weighted(typed: TypedGraph, name: str) -> bool:
@@ -153,6 +172,11 @@ def passes_through(typed: TypedGraph, name: str) -> bool:
         return False
 
 
+def _read_keys(op: str, keys: list[int]) -> tuple[int, ...]:
+    """The keys of what a node reads, in order; a commutative op's two in either order (`Op.commutative`)."""
+    return tuple(sorted(keys)) if len(keys) == 2 and REGISTRY[op].commutative else tuple(keys)
+
+
 class _Side:
     """One graph's keys: every node's, and the nodes with weights by name. A node that computes nothing has
     the key of what it reads."""
@@ -175,7 +199,8 @@ class _Side:
                 self.key[name] = self.key[src]
                 self.through[name] = self.through.get(src, src)
                 continue
-            own = (*keys.call(node.op, node.attrs), node.train_only, tuple(self.key[s] for s in inputs[name]))
+            reads = _read_keys(node.op, [self.key[s] for s in inputs[name]])
+            own = (*keys.call(node.op, node.attrs), node.train_only, reads)
             if has_weights:
                 self.weighted[name] = (*own, typed.info[name].params)
                 self.key[name] = keys.of(("weights", name))
@@ -260,7 +285,7 @@ def _changed(sa: _Side, sb: _Side, name: str) -> str:
     if na.train_only != nb.train_only:
         return f"{name}: training only {str(na.train_only).lower()} → {str(nb.train_only).lower()}"
     ins_a, ins_b = sa.reads(name), sb.reads(name)
-    if [sa.key[s] for s in ins_a] != [sb.key[s] for s in ins_b]:
+    if _read_keys(na.op, [sa.key[s] for s in ins_a]) != _read_keys(nb.op, [sb.key[s] for s in ins_b]):
         return f"{name}: reads {', '.join(ins_a)} → {', '.join(ins_b)}"
     return f"{name}: {a.info[name].params:,} → {b.info[name].params:,} params"
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..ops.registry import channel_count
-from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, module_op, param_op
+from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, is_leaf, module_op, param_op
+from .passes import fuse_runs, invocation, is_param, mark_params, param_reads, single_outputs
 
 
 class Refused(Exception):
@@ -81,19 +82,27 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
     `locate` records the Python stack of every node (for the file and line of a refusal; tracing is
     then several times slower, so it is done again only when something is refused).
     """
+    import inspect
+
+    import torch
     import torch.fx as fx
 
-    class _Tracer(fx.Tracer):
-        def __init__(self) -> None:
-            super().__init__(autowrap_functions=_op_functions(module))
-            self.record_stack_traces = locate
+    from .concrete import ConcreteTracer, MetaFailed
 
+    class _Tracer(ConcreteTracer):
         def is_leaf_module(self, m: Any, qualname: str) -> bool:
-            return not list(m.children()) and bool(candidate_ops(type(m).__name__))
+            return is_leaf(m)
 
+    first = next(iter(inspect.signature(module.forward).parameters), "x")
+    device = next((p.device for p in module.parameters()), torch.device("cpu"))
+    tracer = _Tracer({first: torch.empty(2, *input_shape, device="meta")}, device,
+                     autowrap_functions=_op_functions(module))
+    tracer.record_stack_traces = locate
     try:
-        graph = _Tracer().trace(module)
+        graph = tracer.trace(module)
     except Exception as exc:  # noqa: BLE001 - any failure of fx is the user's module refusing to trace
+        if isinstance(exc, (MetaFailed, AssertionError)) and not _runs(module, input_shape):
+            raise _shape_refusal(input_shape, exc) from None  # a call or a shape check refuses the input
         raise _untraceable(module, exc) from None
     _split_chunks(graph)
     _grown_concats(graph)
@@ -101,9 +110,42 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
     try:
         _shapes(gm, input_shape)
     except Exception as exc:  # noqa: BLE001 - shapes that do not fit are the user's input shape
-        raise Refused("import-shape", "", None, f"the module does not run on an input of {list(input_shape)}: "
-                      f"{str(exc).splitlines()[0]}", hint="give the input it takes with --input C,H,W") from None
+        raise _shape_refusal(input_shape, exc) from None
+    single_outputs(gm.graph)
+    mark_params(gm.graph)
+    fuse_runs(gm.graph, _mapped)
     return gm
+
+
+def _mapped(node: Any) -> bool:
+    """Whether an op computes this call alone."""
+    try:
+        function_op(node.target, node.args, node.kwargs, [_shape(a) for a in _flat_inputs(node) if not is_param(a)])
+    except (Unmapped, Refused):
+        return False
+    return True
+
+
+def _shape_refusal(input_shape: tuple[int, ...], exc: Exception) -> Refused:
+    return Refused("import-shape", "", None, f"the module does not run on an input of {list(input_shape)}: "
+                   f"{str(exc).splitlines()[0]}", hint="give the input it takes with --input C,H,W")
+
+
+def _runs(module: Any, input_shape: tuple[int, ...]) -> bool:
+    """Whether the module runs on an input of this shape: a random one, or a meta one where the module is on
+    the meta device (whose values then are unknown: a forward that reads one fails here too)."""
+    import torch
+
+    on_meta = any(t.device.type == "meta" for t in module.state_dict().values())
+    try:
+        with torch.no_grad():
+            if on_meta:
+                torch.func.functional_call(module, {}, (torch.empty(2, *input_shape, device="meta"),))
+            else:
+                module(torch.randn(2, *input_shape))
+    except Exception:  # noqa: BLE001 - whatever fails here is the input shape's
+        return False
+    return True
 
 
 def chunk(x: Any, chunks: int, index: int, dim: int = 0) -> Any:
@@ -310,7 +352,7 @@ class _Builder:
         """The layers of the module at `path` (at nesting `depth`), reading `source`, giving `output`."""
         groups: dict[Any, list[Any]] = {}
         for n in nodes:
-            if n.op == "get_attr":
+            if is_param(n):
                 continue
             st = _stack(n)
             key = ("child", st[depth]) if len(st) > depth else ("node", n)
@@ -322,7 +364,7 @@ class _Builder:
             inner = set(members)
             outs = [n for n in members if n is output or any(u not in inner and u in self.live for u in n.users)]
             ins = list(dict.fromkeys(a for n in members for a in _flat_inputs(n)
-                                     if a not in inner and a.op != "get_attr"))
+                                     if a not in inner and not is_param(a)))
             first = members[0]
             where_path = key[1] if key[0] == "child" else (_stack(first)[-1] if _stack(first) else path)
             if len(outs) != 1:
@@ -407,7 +449,7 @@ class _Builder:
     def leaf(self, node: Any) -> tuple[str, OpCall, bool]:
         from ..ops.registry import REGISTRY
 
-        ins = [_shape(a) for a in _flat_inputs(node) if a.op != "get_attr"]
+        ins = [_shape(a) for a in dict.fromkeys(_flat_inputs(node)) if not is_param(a)]
         owner = _stack(node)[-1] if _stack(node) else ""
         try:
             if node.op == "call_module":
@@ -415,11 +457,11 @@ class _Builder:
                 self.calls[node.target] = self.calls.get(node.target, 0) + 1
                 if self.calls[node.target] > 1 and list(module.parameters()):
                     raise Unmapped(f"{type(module).__name__} is called twice: the spec gives each use its own weights")
-                call = module_op(module, ins)
+                call = module_op(module, ins, invocation(node))
                 name = node.target.rsplit(".", 1)[-1]
                 if self.calls[node.target] > 1:
                     name = f"{name}_{self.calls[node.target] - 1}"
-            elif any(a.op == "get_attr" for a in _flat_inputs(node)):
+            elif any(is_param(a) for a in _flat_inputs(node)):
                 call, name = self.param_leaf(node, owner, ins)
             elif node.op in ("call_function", "call_method"):
                 call = function_op(node.target, node.args, node.kwargs, ins)
@@ -439,16 +481,17 @@ class _Builder:
         owns such a tensor on its enclosing scope, named as the parameter, so that its key stays the same."""
         from torch import nn
 
-        reads = [a for a in _flat_inputs(node) if a.op == "get_attr"]
-        if len(reads) != 1 or node.op != "call_function":
-            raise Unmapped(f"{node.format_node()} uses {len(reads)} parameters or buffers directly, not through "
+        root, reads = param_reads(node)
+        if root is None or node.op != "call_function":
+            count = len({a for a in _flat_inputs(node) if is_param(a)})
+            raise Unmapped(f"{node.format_node()} uses {count} parameters or buffers directly, not through "
                            "a module")
-        scope, _, attr = reads[0].target.rpartition(".")
+        scope, _, attr = root.target.rpartition(".")
         tensor = getattr(self.modules.get(scope), attr, None)
         if scope != owner or not isinstance(tensor, nn.Parameter):
-            raise Unmapped(f"{node.format_node()} uses {reads[0].target} directly, not a parameter of the module "
+            raise Unmapped(f"{node.format_node()} uses {root.target} directly, not a parameter of the module "
                            f"it is used in ({owner or 'the root module'})")
-        return param_op(node.target, node.args, node.kwargs, ins, tensor, reads[0]), attr
+        return param_op(node.target, node.args, node.kwargs, ins, tensor, root, reads), attr
 
 
 def _record_layout(node: Any, call: OpCall, ins: list[Any]) -> None:
@@ -467,7 +510,7 @@ def _record_layout(node: Any, call: OpCall, ins: list[Any]) -> None:
 
 def _local(name: str) -> str:
     """fx's node name without the number that makes it unique in the whole graph (`relu_33` → `relu`)."""
-    return re.sub(r"_\d+$", "", name)
+    return re.sub(r"_\d+$", "", name).lstrip("_") or "call"  # a private function's name (`_pad`) is no node's
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -62,7 +62,8 @@ def _source(a: SourceArgs) -> SourceForm:
 register(Op(
     name="self_attention", attrs=AttentionAttrs, infer=_infer, emit=_emit, source=_source, kind="attention",
     params=_params, macs=_macs, weights=lambda a, ins, out: 4 * ins[0][1] ** 2,
-    label=lambda a: f"self-attention, {a.heads} heads", torch_modules=("SelfAttention", "SDPAttention"),
+    label=lambda a: f"self-attention, {a.heads} heads",
+    torch_modules=("SelfAttention", "SDPAttention", "MultiheadAttention"),
     doc="Multi-head self-attention over a token sequence: Q, K and V are projections of the input (one "
         "`in_proj_weight` of 3·D×D), softmax(QKᵀ/√(D/heads))·V is computed per head, then projected back "
         "(`out_proj`). Dropout `dropout` on the attention weights in training. Emitted as torch's "

@@ -118,7 +118,7 @@ def _label(a: ConvAttrs) -> str:
 
 register(Op(
     name="conv", attrs=ConvAttrs, infer=_infer, emit=_emit, params=_params, macs=_macs, weights=_weights,
-    kind="conv", label=_label, source=_source, torch_modules=("Conv",),
+    kind="conv", label=_label, source=_source, torch_modules=("Conv",), checks_only=("exact",),
     doc="2-D convolution. `k`, `s`, `d` take a number or a pair [h, w]; `p` a number, a pair, "
         "`same` (stride 1 only) or `valid`. Input channels are inferred. `exact=true` refuses an input the "
         "windows do not tile exactly (a patch embedding's size not a multiple of the patch).",

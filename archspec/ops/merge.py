@@ -121,6 +121,7 @@ def _mul_infer(a: NoAttrs, ins: list[Shape]) -> Shape:
 
 register(Op(
     name="add", attrs=NoAttrs, infer=_add_infer, arity=None, kind="merge",
+    commutative=True,
     emit=lambda a, ins: FunctionCall(operator.add if len(ins) == 2 else sum_all),
     source=lambda a: SourceForm(call=lambda xs: " + ".join(xs)),
     doc="Element-wise sum of inputs of equal shape (a residual connection): an `add:` construct, or "
@@ -128,6 +129,7 @@ register(Op(
 ))
 register(Op(
     name="mul", attrs=NoAttrs, infer=_mul_infer, arity=None, kind="merge",
+    commutative=True,
     emit=lambda a, ins: FunctionCall(operator.mul if len(ins) == 2 else product),
     source=lambda a: SourceForm(call=lambda xs: " * ".join(xs)),
     doc="Element-wise product of the inputs named, `mul(gate, x)`: the squeeze-and-excitation gate, whose "

@@ -248,6 +248,12 @@ class Op:
     """Another op's call this op is a name for, which builds the same module (`global_avgpool` is
     `("adaptive_avgpool", {"out": 1})`): `archspec import` writes this op for that call, and comparing two
     graphs (`archspec.graph_equal`) counts the two as one op."""
+    commutative: bool = False
+    """Two inputs give the same result in either order, bit for bit (`add`, `mul`: IEEE sums and products of two
+    numbers are): comparing two graphs lets `add(input, x)` be `add(x, input)`."""
+    checks_only: tuple[str, ...] = ()
+    """Attributes that add a shape rule and change nothing the module computes (conv's `exact`): comparing two
+    graphs leaves them out."""
 
     @cached_property
     def positional(self) -> list[str]:

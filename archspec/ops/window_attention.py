@@ -103,7 +103,7 @@ register(Op(
     name="window_attention", attrs=WindowAttentionAttrs, infer=_infer, emit=_emit, source=_source,
     params=_params, weights=_weights, macs=_macs, kind="attention", label=_label,
     buffer_bytes=lambda a, ins: 8 * (a.window[0] * a.window[1]) ** 2 + (4 * 2 * _table(a) if a.v2 else 0),
-    torch_modules=("ShiftedWindowAttention",),
+    torch_modules=("ShiftedWindowAttention", "ShiftedWindowAttentionV2"),
     doc="Swin Transformer's (shifted) window multi-head self-attention over a channels-last H×W×C map, as "
         "torchvision's ShiftedWindowAttention: the map is padded to a multiple of `window`, rolled by `shift` "
         "(0 in even blocks, half the window in odd ones), and each window attends to itself with a learned "

@@ -156,3 +156,53 @@ class Dense(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block(self.stem(x))
+
+
+class Encoder(nn.Module):
+    """Pre-norm attention and MLP, checking its input's rank as transformers do."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch._assert(x.dim() == 3, f"expected N×L×D, got {x.shape}")
+        y = self.norm(x)
+        y, _ = self.attn(y, y, y, need_weights=False)
+        x = x + y
+        return x + self.mlp(x)
+
+
+class TinyViT(nn.Module):
+    """A forward that reads its input's shape (`n, c, h, w = x.shape`), asserts on it, cuts the image into
+    tokens by hand, prepends an expanded class token and reads it back with `x[:, 0]`."""
+
+    def __init__(self, size: int = 16, patch: int = 4, dim: int = 24, heads: int = 3):
+        super().__init__()
+        self.size, self.dim = size, dim
+        self.patch = nn.Conv2d(3, dim, patch, patch)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, (size // patch) ** 2 + 1, dim))
+        self.blocks = nn.Sequential(Encoder(dim, heads), Encoder(dim, heads))
+        self.head = nn.Linear(dim, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = x.shape
+        torch._assert(h == self.size and w == self.size, "wrong image size")  # SIZE-LINE
+        x = self.patch(x)
+        x = x.reshape(n, self.dim, -1).permute(0, 2, 1)
+        x = torch.cat([self.cls.expand(n, -1, -1), x], dim=1) + self.pos
+        return self.head(self.blocks(x)[:, 0])
+
+
+class ReadsAValue(nn.Module):
+    """A forward that needs a tensor's value as a Python number, which tracing cannot give."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * x.abs().max().item()  # ITEM-LINE

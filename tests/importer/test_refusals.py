@@ -64,3 +64,11 @@ def test_a_parameter_no_op_owns_is_refused_with_its_shape():
     assert exc.code == "import-unsupported" and exc.path == ""
     assert exc.where == f"{NETS}:{_line('GAMMA-LINE')}"
     assert "gamma of shape (8,)" in exc.message
+
+
+def test_a_forward_that_reads_a_tensor_value_as_a_number_is_refused_at_its_line():
+    with pytest.raises(Refused) as info:
+        import_module(nets.ReadsAValue(), (3, 16, 16))
+    exc = info.value
+    assert exc.code == "import-untraceable" and exc.where == f"{NETS}:{_line('ITEM-LINE')}"
+    assert "item" in exc.message

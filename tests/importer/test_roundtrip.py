@@ -30,6 +30,23 @@ def test_a_hand_written_forward_round_trips_with_its_block_recovered():
     assert "add(input, proj)" in text
 
 
+def test_a_transformer_that_reads_shapes_round_trips_its_ops_recovered():
+    """`n, c, h, w = x.shape` and asserts on shapes are constants of the trace; the attention module is
+    self_attention, the reshape and permute to_tokens, the expanded class token class_token, x[:, 0]
+    select_token."""
+    torch.manual_seed(0)
+    text = round_trip(nets.TinyViT(), (3, 16, 16), "tiny_vit")
+    for part in ["self_attention(3)", "to_tokens: to_tokens", "cls: class_token", "pos: pos_embedding",
+                 ": select_token", "blocks: [{repeat: 2, splice: [encoder]}]"]:
+        assert part in text
+
+
+def test_a_transformer_imported_at_another_image_size_is_refused_by_its_shape_check():
+    with pytest.raises(Exception) as info:
+        archspec.import_module(nets.TinyViT(), (3, 32, 32))
+    assert info.value.code == "import-shape" and "wrong image size" in info.value.message
+
+
 @pytest.mark.slow
 def test_googlenet_is_one_inception_template_called_nine_times():
     torch.manual_seed(0)
