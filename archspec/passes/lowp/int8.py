@@ -177,7 +177,7 @@ class AvgPoolCodes(nn.Module):
     """An average pool of uint8 codes, written at the input's scale (an average stays within its input's range).
 
     Eagerly it is torch's quantized average pool, on a per-tensor quint8 view of the codes (no copy in):
-    measured at Inception v3's shapes 2-10x as fast as dequantise, pool, quantise, and equal to it code for
+    measured at Inception v3's shapes 1.7-10x as fast as dequantise, pool, quantise, and equal to it code for
     code (both round to nearest; zero padding is the zero point's code). Under torch.export or torch.compile
     it is the same arithmetic in plain aten ops on float values of the codes.
     """
