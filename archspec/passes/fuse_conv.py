@@ -23,6 +23,18 @@ class PostOp:
     scalars: tuple[float, ...] = ()
     algorithm: str = ""
 
+    def apply(self, y: torch.Tensor) -> torch.Tensor:
+        """The same function in plain torch ops (what a reference form, traced by torch.export, computes)."""
+        if self.attr == "hardtanh":
+            return torch.clamp(y, *self.scalars)
+        if self.attr == "gelu":
+            return F.gelu(y, approximate=self.algorithm or "none")
+        if self.attr == "leaky_relu":
+            return F.leaky_relu(y, self.scalars[0])
+        functions = {"relu": torch.relu, "swish": F.silu, "hardswish": F.hardswish, "hardsigmoid": F.hardsigmoid,
+                     "sigmoid": torch.sigmoid, "tanh": torch.tanh, "none": lambda v: v}
+        return functions[self.attr](y)  # type: ignore[no-any-return,operator]
+
 
 def _gelu(approximate: str = "none") -> PostOp:
     return PostOp("gelu", algorithm=approximate)

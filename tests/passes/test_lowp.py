@@ -12,6 +12,7 @@ from torch import nn
 
 import archspec
 from archspec.passes import PackedConv2d, optimize
+from archspec.passes.fuse_conv import PostOp
 from archspec.passes.lowp import Dequantize, LowPrecisionError, Quantize, QuantizedConv2d, Requantize, check_supported
 from archspec.passes.lowp.calibrate import qparams
 
@@ -97,22 +98,44 @@ def test_concat_inputs_share_the_concat_scale():
         assert all(isinstance(fast.get_submodule(src.target), QuantizedConv2d) for src in cat.args[0])
 
 
+INT8_ACTIVATIONS = {"relu": torch.relu, "relu6": nn.functional.relu6, "hardswish": nn.functional.hardswish,
+                    "silu": nn.functional.silu}
+"""The activations oneDNN's int8 conv runs inside the call, as the torch functions they stand for."""
+
+
 @needs_vnni
-def test_quantized_conv_matches_its_float_simulation():
-    """oneDNN's int8 conv equals the float conv of the rounded input and weights, rounded at the output scale."""
+@pytest.mark.parametrize("activation", sorted(INT8_ACTIVATIONS))
+@pytest.mark.parametrize("out_codes", [True, False])
+def test_quantized_conv_matches_its_float_simulation(activation, out_codes):
+    """oneDNN's int8 conv, its activation inside the call, equals the float conv of the rounded input and weights
+    followed by the activation, rounded at the output scale (or not rounded, written as float32); so does the
+    reference form torch.export saves."""
+    from archspec.passes.fuse_conv import post_op
+
     torch.manual_seed(0)
     conv = nn.Conv2d(8, 16, 3, padding=1, stride=2).eval()
     x = torch.randn(2, 8, 9, 9)
-    x_q, out_q = qparams((-3.0, 3.0)), qparams((0.0, 4.0))
-    qconv = QuantizedConv2d(conv, x.shape, x_q, out_q, relu=True)
+    x_q, out_q = qparams((-3.0, 3.0)), qparams((-0.5, 4.0))
+    graph = torch.fx.symbolic_trace(nn.Sequential(nn.Identity(), {"relu": nn.ReLU(), "relu6": nn.ReLU6(),
+                                                                   "hardswish": nn.Hardswish(),
+                                                                   "silu": nn.SiLU()}[activation]))
+    post = post_op(graph, [n for n in graph.graph.nodes if n.op == "call_module"][-1])  # fuse_conv's own table
+    assert post is not None
+    qconv = QuantizedConv2d(conv, x.shape, x_q, out_q if out_codes else None, post)
     codes = torch.clamp(torch.round(x / x_q[0]) + x_q[1], 0, 255)
     w = qconv.weight.float() * qconv.w_scale[:, None, None, None]
-    simulated = torch.relu(nn.functional.conv2d((codes - x_q[1]) * x_q[0], w, conv.bias, stride=2, padding=1))
-    expected = torch.clamp(torch.round(simulated / out_q[0]) + out_q[1], 0, 255)
+    simulated = INT8_ACTIVATIONS[activation](
+        nn.functional.conv2d((codes - x_q[1]) * x_q[0], w, conv.bias, stride=2, padding=1))
     with torch.no_grad():
-        got = qconv(codes.to(torch.uint8))
-    assert got.dtype == torch.uint8
-    assert (got.float() - expected).abs().max() <= 1  # rounding of the int32 sum's rescale only
+        got, exported = qconv(codes.to(torch.uint8)), qconv.reference(codes.to(torch.uint8))
+    if out_codes:
+        expected = torch.clamp(torch.round(simulated / out_q[0]) + out_q[1], 0, 255)
+        assert got.dtype == exported.dtype == torch.uint8
+        assert (got.float() - expected).abs().max() <= 1  # rounding of the int32 sum's rescale only
+        assert (exported.float() - expected).abs().max() <= 1
+    else:
+        assert got.dtype == torch.float32
+        assert torch.allclose(got, simulated, atol=1e-4) and torch.allclose(exported, simulated, atol=1e-4)
 
 
 @needs_vnni
@@ -183,7 +206,7 @@ def test_quantized_conv_with_a_residual_matches_its_float_simulation(out_codes, 
     conv = nn.Conv2d(8, 16, 3, padding=1).eval()
     x = torch.randn(2, 8, 9, 9).contiguous(memory_format=torch.channels_last)
     x_q, out_q, res_q = qparams((-3.0, 3.0)), qparams((-2.0, 6.0)), qparams((-1.0, 5.0))
-    qconv = QuantizedConv2d(conv, x.shape, x_q, out_q if out_codes else None, relu=relu,
+    qconv = QuantizedConv2d(conv, x.shape, x_q, out_q if out_codes else None, PostOp("relu") if relu else None,
                             residual=res_q if out_codes else (1.0, 0))
     codes = torch.clamp(torch.round(x / x_q[0]) + x_q[1], 0, 255).to(torch.uint8)
     res_codes = torch.randint(0, 256, (2, 16, 9, 9), dtype=torch.uint8).contiguous(memory_format=torch.channels_last)
@@ -303,3 +326,83 @@ def test_int8_fused_joins_save_as_pt2_that_agrees(write_spec, tmp_path):
     with torch.inference_mode():
         expected = fused(x)
     assert torch.allclose(program(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(("k", "s", "p", "ceil", "count_pad"), [(3, 1, 1, False, True), (3, 1, 1, False, False),
+                                                                (5, 3, 0, False, True), (3, 2, 1, True, True),
+                                                                (2, 2, 0, True, False)])
+def test_avg_pools_of_codes_equal_the_float_pool_requantised(k, s, p, ceil, count_pad):
+    """uint8 codes average-pooled at their own scale (torch's quantized pool eagerly, plain aten ops for export):
+    the code nearest the float pool of their values (a tie, an average ending in .5, goes to either neighbour)."""
+    from archspec.passes.lowp.int8 import AvgPoolCodes
+
+    pool = nn.AvgPool2d(k, s, p, ceil_mode=ceil, count_include_pad=count_pad)
+    q = qparams((-1.5, 4.0))
+    for hw in (k, 7, 8):
+        gen = torch.Generator().manual_seed(hw)
+        codes = torch.randint(0, 256, (2, 5, hw, hw + 1), dtype=torch.uint8, generator=gen)
+        codes = codes.contiguous(memory_format=torch.channels_last)
+        exact = pool(Dequantize(q)(codes)) / q[0] + q[1]  # the average, in codes, unrounded
+        for got in (AvgPoolCodes(pool, q)(codes), AvgPoolCodes(pool, q).reference(codes)):
+            assert got.dtype == torch.uint8 and got.is_contiguous(memory_format=torch.channels_last)
+            assert (got.float() - exact).abs().max() <= 0.5 + 1e-3, (hw, k, s, p, ceil, count_pad)
+            if count_pad and k == 3 and not ceil:  # nine codes over nine is never a tie: the float path's codes
+                assert torch.equal(got, Quantize(q)(pool(Dequantize(q)(codes))))
+
+
+def _save_and_compare(fused: nn.Module, module: nn.Module, path: Path) -> None:
+    from archspec.export import save
+
+    save(fused, module.typed, path)
+    program = torch.export.load(path).module()
+    x = torch.randn(3, 8, 12, 12, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        expected = fused(x)
+    assert torch.allclose(program(x), expected, atol=1e-5)
+
+
+@needs_vnni
+def test_int8_average_pool_branch_stays_in_codes(write_spec, tmp_path):
+    """An Inception pool branch (average pool → 1×1 conv) reads the concat's codes and pools them as codes: no
+    dequantise or quantise around it; the result within quantisation error of float32, and its .pt2 agrees."""
+    body = ("  stem: ['conv(16, 3, p=1)', relu]\n"
+            "  mix:\n"
+            "    concat:\n"
+            "      a: ['conv(8, 1)', relu]\n"
+            "      b: ['avgpool(3, s=1, p=1)', 'conv(8, 1)', relu]\n"
+            "  pool2: avgpool(3, s=2, p=1, count_include_pad=false)\n"
+            "  head: ['conv(16, 3, p=1)', relu, global_avgpool]\n")
+    from archspec.passes.lowp.int8 import AvgPoolCodes
+
+    module = _small(write_spec, body)
+    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
+    assert len([m for m in fused.modules() if isinstance(m, AvgPoolCodes)]) == 2
+    conversions = [m for m in fused.modules() if type(m) in (Quantize, Dequantize, Requantize)]
+    assert len(conversions) == 1  # the input's quantisation
+    with torch.inference_mode():
+        assert relative_error(module(batches[0]), fused(batches[0])) <= 0.05
+    _save_and_compare(fused, module, tmp_path / "pools.pt2")
+
+
+@needs_vnni
+def test_int8_activations_run_inside_the_conv(write_spec, tmp_path):
+    """MobileNet's ReLU6, MobileNetV3's Hardswish and EfficientNet's SiLU run inside the int8 conv, which writes the
+    activation's codes: no float32 between convs; within quantisation error of float32; the .pt2 agrees."""
+    body = ("  a: ['conv(16, 3, p=1)', relu6]\n"
+            "  b: ['conv(16, 1)', hardswish]\n"
+            "  c: ['conv(16, 3, p=1, groups=16)', silu]\n"
+            "  head: ['conv(16, 1)', sigmoid, global_avgpool]\n")
+    module = _small(write_spec, body)
+    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
+    convs = {name: m for name, m in fused.named_modules() if isinstance(m, QuantizedConv2d)}
+    posts = {name.split(".")[0]: (m.attr, tuple(m.scalars), m.out_dtype) for name, m in convs.items()}
+    assert posts["a"] == ("hardtanh", (0.0, 6.0), None)
+    assert posts["b"] == ("hardswish", (), None) and posts["c"] == ("swish", (), None)
+    assert posts["head"] == ("none", (), torch.float32)  # sigmoid: not in oneDNN's int8 conv, run in float32
+    conversions = [m for m in fused.modules() if type(m) in (Quantize, Dequantize, Requantize)]
+    assert len(conversions) == 1
+    with torch.inference_mode():
+        assert relative_error(module(batches[0]), fused(batches[0])) <= 0.05
+    _save_and_compare(fused, module, tmp_path / "acts.pt2")
