@@ -43,16 +43,19 @@ these overrides; the transformers' own tests (tests/zoo/test_tv_vit.py, test_tv_
 Python source and the outputs of the networks as written."""
 
 
-def compile_small(spec: Path):
-    """The spec compiled at the smallest square input its whole graph takes (its training-only heads too), or at
-    its own where none is found: tests that run whole networks in torch keep every op and edge, at a fraction of
-    the cost."""
+def compile_small(spec: Path, least: int = 0):
+    """The spec compiled at the smallest square input its whole graph takes (its training-only heads too), and
+    at least `least`; at its own where none is found. Tests that run whole networks in torch keep every op and
+    edge, at a fraction of the cost."""
     import archspec
     from archspec.infer import min_input
 
     typed = archspec.compile(spec)
     smallest = min_input(typed.graph, typed.input_shape)
-    return typed if smallest is None else archspec.compile(spec, input=[typed.input_shape[0], *smallest])
+    if smallest is None:
+        return typed
+    side = max(least, *smallest)
+    return archspec.compile(spec, input=[typed.input_shape[0], side, side])
 
 
 @pytest.fixture
