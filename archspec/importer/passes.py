@@ -317,8 +317,8 @@ def _ungroup(graph: Any, node: Any, op: Any, call: Any) -> None:
     dep[-1].replace_all_uses_with(to_first)
     for m in [*reversed(dep), *reversed(part)]:
         graph.erase_node(m)
-    for r in region:
-        r.meta["tensor_meta"] = _with_shape(r, (n, h, w, _shape_of(r)[-1]))
+    for r in region:  # each has a 4-d shape (checked above)
+        r.meta["tensor_meta"] = _with_shape(r, (n, h, w, r.meta["tensor_meta"].shape[-1]))
     node.meta[GROUPED] = Grouped(group, ungroup, _side(group, h, w, grouped[2]), repr(variant))
 
 
