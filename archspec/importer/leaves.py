@@ -75,15 +75,22 @@ def module_op(module: Any, ins: list[Shape], invoke: Callable[[Any, Any], Any] |
 
 
 def _flag_variants(op: Op, call: OpCall, module: Any) -> list[OpCall]:
-    """The call as read, then with every combination of the op's flags that the module does not name
-    (torchvision's ShiftedWindowAttentionV2 has no `v2` attribute): the one whose module computes the same is it."""
+    """The call as read, then with every combination of the op's flags and choices (a `Literal`) that the module
+    does not name (torchvision's ShiftedWindowAttentionV2 has no `v2` attribute, its MaxViT attention no `mode`):
+    the one whose module computes the same is it."""
     import itertools
+    import typing
+
+    def choices(f: Any) -> tuple[Any, ...]:
+        if f.annotation is bool:
+            return (False, True)
+        return typing.get_args(f.annotation) if typing.get_origin(f.annotation) is typing.Literal else ()
 
     fields = op.attrs.model_fields
-    unnamed = [n for n, f in fields.items() if f.annotation is bool
+    unnamed = [n for n, f in fields.items() if choices(f)
                and not any(hasattr(module, a) for a in [n, *field_aliases(n, f)])]
     out = [call]
-    for values in itertools.product([False, True], repeat=len(unnamed)):
+    for values in itertools.product(*(choices(fields[n]) for n in unnamed)):
         given = dict(call.values) | dict(zip(unnamed, values, strict=True))
         variant = OpCall(op.name, tuple((n, given[n]) for n in fields))
         if variant not in out:
@@ -232,7 +239,8 @@ def _behaviour_difference(out: Any, module: Any, ins: list[Shape],
         mine.load_state_dict(source.state_dict(), strict=True)
     import math
 
-    shape = ins[0] if math.prod(ins[0]) <= 1 << 16 else _small(ins)[0]  # the real shape where it is cheap
+    # the real shape where it is cheap; a grouped call's side keeps its groups whole
+    shape = ins[0] if math.prod(ins[0]) <= 1 << 16 else _small(ins, getattr(invoke, "side", 12))[0]
     if tokens(shape) and shape[0] > 16:
         shape = Tokens((16, shape[1]))  # sixteen tokens: attention over 197 costs L² for nothing more
     x = torch.randn(16, *shape)  # sixteen samples, four seeds: a random mask that differs shows

@@ -48,6 +48,8 @@ def single_outputs(graph: Any) -> None:
 def invocation(node: Any) -> Any:
     """How the graph calls a leaf module where that is not `module(x)`: a function `(module, x)` replaying the
     call with `x` for every input (`attn(x, x, x, need_weights=False)[0]`); None for a plain call."""
+    if GROUPED in node.meta:
+        return node.meta[GROUPED]
     item = node.meta.get(ITEM)
     if len(node.args) == 1 and not node.kwargs and item is None:
         return None
@@ -197,3 +199,204 @@ def _replace(graph: Any, run: list[Any], fc: Any) -> None:
     last.replace_all_uses_with(new)
     for n in reversed(run):
         graph.erase_node(n)
+
+
+GROUPED = "archspec_grouped"
+"""node.meta key of a leaf module run on groups of positions formed around it: its `Grouped` invocation."""
+_MADE = "archspec_made_permute"
+"""node.meta key of a permute `ungroup_partitions` wrote."""
+CALL = "archspec_call"
+"""node.meta key of a call a pass wrote: the `OpCall` it is."""
+_RESHAPES = {"reshape", "view", "permute", "transpose", "swapaxes", "flatten", "unflatten", "contiguous"}
+
+
+def ungroup_partitions(gm: Any) -> None:
+    """A leaf module that computes an op with a `grouping` (MaxViT's attention) on N×G×T×C groups that a
+    partition formed from an N×C×H×W map and a departition undoes, with calls between that act on each position
+    alone (layer norm, linear, activation, add, drop_path), is read on the channels-last map instead: the
+    partition becomes `permute(0, 2, 3, 1)`, the departition `permute(0, 3, 1, 2)`, the calls between run on
+    N×H×W×C, and the module is called through `Grouped` (group, module, ungroup), which is the op's own
+    computation. The partition's and departition's reshapes are checked against the op's on an index map."""
+    from .leaves import _read_attrs, candidate_ops
+
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or GROUPED in node.meta:
+            continue
+        module = gm.get_submodule(node.target)
+        ops = [op for op in candidate_ops(type(module).__name__) if op.grouping is not None]
+        if not ops:
+            continue
+        try:
+            call = _read_attrs(ops[0], module)
+        except (ValueError, TypeError):
+            continue
+        _ungroup(gm.graph, node, ops[0], call)
+    _cancel_permutes(gm.graph)
+
+
+def _is_reshape(node: Any) -> bool:
+    name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
+    return node.op in ("call_method", "call_function") and name in _RESHAPES and len(_inputs(node)) == 1 and (
+        not any(is_param(a) for a in node.all_input_nodes))
+
+
+def _shape_of(node: Any) -> tuple[int, ...] | None:
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+
+def _replay(chain: list[Any], x: Any) -> Any:
+    import torch.fx as fx
+
+    values = {_inputs(chain[0])[0]: x}
+    for n in chain:
+        a, kw = fx.node.map_arg((n.args, n.kwargs), lambda m: values[m])
+        values[n] = getattr(a[0], n.target)(*a[1:], **kw) if n.op == "call_method" else n.target(*a, **kw)
+    return values[chain[-1]]
+
+
+def _ungroup(graph: Any, node: Any, op: Any, call: Any) -> None:
+    import torch
+
+    from .leaves import OpCall
+
+    # the partition: the reshapes ending where the one-input calls before the module begin
+    p_end = node
+    while not _is_reshape(p_end):
+        ins = _inputs(p_end)
+        if len(ins) != 1 or p_end.op == "placeholder":
+            return
+        p_end = ins[0]
+    chain = [p_end]
+    while _is_reshape(_inputs(chain[0])[0]) and len(_inputs(chain[0])[0].users) == 1:
+        chain.insert(0, _inputs(chain[0])[0])
+    grouped = _shape_of(p_end)
+    # the longest run of reshapes ending there that starts from an N×C×H×W map (not a departition before it)
+    starts = [k for k in range(len(chain)) if len(_shape_of(_inputs(chain[k])[0]) or ()) == 4]
+    if not starts or grouped is None or len(grouped) != 4:
+        return
+    # the region: what reads the groups, up to the reshapes that undo them
+    region: list[Any] = []
+    todo, seen, stops = [p_end], set(), []
+    while todo:
+        cur = todo.pop()
+        for u in cur.users:
+            if u in seen:
+                continue
+            seen.add(u)
+            if _is_reshape(u):
+                stops.append(u)
+            elif u.op == "output":
+                return
+            else:
+                region.append(u)
+                todo.append(u)
+    if len(stops) != 1 or node not in region:
+        return
+    dep = [stops[0]]
+    while len(dep[-1].users) == 1 and _is_reshape(next(iter(dep[-1].users))):
+        dep.append(next(iter(dep[-1].users)))
+    for r in region:  # each acts on each position alone: the groups' leading dimensions are kept
+        s = _shape_of(r)
+        if s is None or len(s) != 4 or s[:3] != grouped[:3]:
+            return
+    found = _grouping_of(graph, node, op, call, [chain[k:] for k in starts], dep)
+    if found is None:
+        return
+    group, ungroup, variant, part, dep = found
+    source = _inputs(part[0])[0]
+    n, c, h, w = _shape_of(source)  # type: ignore[misc]
+    with graph.inserting_after(source):
+        to_last = graph.call_function(torch.permute, (source, [0, 2, 3, 1]))
+    to_last.meta = {**p_end.meta, "tensor_meta": _with_shape(p_end, (n, h, w, c)), _MADE: True,
+                    CALL: OpCall("permute", (("dims", (0, 2, 3, 1)),))}
+    p_end.replace_all_uses_with(to_last)
+    with graph.inserting_after(dep[-1]):
+        to_first = graph.call_function(torch.permute, (_inputs(dep[0])[0], [0, 3, 1, 2]))
+    to_first.meta = {**dep[-1].meta, _MADE: True, CALL: OpCall("permute", (("dims", (0, 3, 1, 2)),))}
+    dep[-1].replace_all_uses_with(to_first)
+    for m in [*reversed(dep), *reversed(part)]:
+        graph.erase_node(m)
+    for r in region:  # each has a 4-d shape (checked above)
+        r.meta["tensor_meta"] = _with_shape(r, (n, h, w, r.meta["tensor_meta"].shape[-1]))
+    node.meta[GROUPED] = Grouped(group, ungroup, _side(group, h, w, grouped[2]), repr(variant))
+
+
+def _grouping_of(graph: Any, node: Any, op: Any, call: Any, parts: list[list[Any]], dep: list[Any]) -> Any:
+    """(group, ungroup, the op call, the partition's and the departition's reshapes) of the op's grouping (its
+    choices: block or grid windows) that the reshapes around the module are, on an index map; None if none is."""
+    import torch
+
+    from .leaves import _flag_variants
+
+    module = graph.owning_module.get_submodule(node.target)
+    for part in parts:
+        src = _shape_of(_inputs(part[0])[0])
+        ends = [k for k in range(len(dep)) if _shape_of(dep[k]) == src]
+        if src is None or not ends:
+            continue
+        undo = dep[:ends[0] + 1]
+        n, c, h, w = src
+        index = torch.arange(n * c * h * w, dtype=torch.float64).reshape(n, c, h, w)
+        for variant in _flag_variants(op, call, module):
+            try:
+                group, ungroup = op.grouping(op.attrs(**dict(variant.values)))
+                formed = group(index.permute(0, 2, 3, 1))
+                if torch.equal(_replay(part, index), formed) and torch.equal(_replay(undo, formed), index):
+                    return group, ungroup, variant, part, undo
+            except Exception:  # noqa: BLE001 - a grouping that does not fit this map is not the one
+                continue
+    return None
+
+
+def _side(group: Any, h: int, w: int, tokens: int) -> int:
+    """The side of the smallest square map from 12 up (the numeric check's) that the grouping forms into groups of
+    as many tokens as here; the map's own where none is."""
+    import torch
+
+    for k in range(min(12, h, w), min(h, w) + 1):
+        try:
+            if group(torch.zeros(1, k, k, 1)).shape[2] == tokens:
+                return k
+        except RuntimeError:
+            continue
+    return max(h, w)
+
+
+def _with_shape(node: Any, shape: tuple[int, ...]) -> Any:
+    import torch
+
+    meta = node.meta["tensor_meta"]
+    return meta._replace(shape=torch.Size(shape))
+
+
+class Grouped:
+    """A leaf module's call on the groups formed around it: `(module, x)` groups N×H×W×C, calls, ungroups. `side`:
+    the largest H and W a numeric check on a smaller map may take (the groups must still form)."""
+
+    def __init__(self, group: Any, ungroup: Any, side: int, key: str):
+        self.group, self.ungroup, self.side, self.key = group, ungroup, side, f"grouped {key}"
+
+    def __call__(self, module: Any, x: Any) -> Any:
+        return self.ungroup(module(self.group(x)), x.shape[1], x.shape[2])
+
+
+def _cancel_permutes(graph: Any) -> None:
+    """Two permutes this pass wrote in a row that give the input back (a departition's and the next partition's)
+    are removed."""
+    for node in list(graph.nodes):
+        if getattr(node, "_erased", False) or not node.meta.get(_MADE):
+            continue
+        prev = node.args[0]
+        if not (getattr(prev, "meta", {}).get(_MADE) and len(prev.users) == 1):
+            continue
+        a, b = _dims(prev), _dims(node)
+        if a is not None and b is not None and len(a) == len(b) and [a[i] for i in b] == list(range(len(a))):
+            node.replace_all_uses_with(prev.args[0])
+            graph.erase_node(node)
+            graph.erase_node(prev)
+
+
+def _dims(node: Any) -> list[int] | None:
+    dims = node.args[1] if len(node.args) == 2 and isinstance(node.args[1], (list, tuple)) else node.args[1:]
+    return list(dims) if all(isinstance(d, int) for d in dims) else None

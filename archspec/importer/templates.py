@@ -79,7 +79,9 @@ class Library:
                 name += "_block"
             taken.add(name)
             self.templates[key] = Template(name, insts)
-        for key in self.templates:
+        for key in self.templates:  # children's templates first: a parent's rows take the values they gave
+            for layer in [root, *extra]:
+                self._refresh(layer)
             self._finalize(key)
         for layer in [root, *extra]:
             self._refresh(layer)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..ops.registry import channel_count
 from .leaves import OpCall, Unmapped, candidate_ops, function_op, fused_op, is_leaf, module_op, param_op
-from .passes import fuse_runs, invocation, is_param, mark_params, param_reads, single_outputs
+from .passes import CALL, fuse_runs, invocation, is_param, mark_params, param_reads, single_outputs, ungroup_partitions
 
 
 class Refused(Exception):
@@ -113,12 +113,15 @@ def trace(module: Any, input_shape: tuple[int, ...], locate: bool = False) -> An
         raise _shape_refusal(input_shape, exc) from None
     single_outputs(gm.graph)
     mark_params(gm.graph)
+    ungroup_partitions(gm)
     fuse_runs(gm.graph, _mapped)
     return gm
 
 
 def _mapped(node: Any) -> bool:
     """Whether an op computes this call alone."""
+    if CALL in node.meta:
+        return True
     try:
         function_op(node.target, node.args, node.kwargs, [_shape(a) for a in _flat_inputs(node) if not is_param(a)])
     except (Unmapped, Refused):
@@ -356,6 +359,9 @@ class _Builder:
                 continue
             st = _stack(n)
             key = ("child", st[depth]) if len(st) > depth else ("node", n)
+            rel = st[depth][len(path) + 1:] if len(st) > depth and path else key[1]
+            if key[0] == "child" and "." in rel:  # a child of a ModuleList iterated here: the list is a layer
+                key = ("list", f"{path}.{rel.split('.')[0]}" if path else rel.split(".")[0])
             groups.setdefault(key, []).append(n)
         items: list[Item] = []
         names: dict[Any, str] = {source: "input"}
@@ -432,6 +438,11 @@ class _Builder:
              ) -> tuple[str, OpCall | Inst | Body, bool]:
         from torch import nn
 
+        if key[0] == "list":
+            if len(ins) != 1:
+                raise Refused("import-unsupported", key[1], _where(members[0]),
+                              f"a list of modules reads {len(ins)} inputs", hint="blocks of one input only")
+            return key[1].rsplit(".", 1)[-1], self.scope(depth, key[1], members, ins[0], out), False
         if key[0] == "child":
             path = key[1]
             module = self.modules[path]
@@ -461,6 +472,8 @@ class _Builder:
                 name = node.target.rsplit(".", 1)[-1]
                 if self.calls[node.target] > 1:
                     name = f"{name}_{self.calls[node.target] - 1}"
+            elif CALL in node.meta:
+                call, name = node.meta[CALL], _local(node.name)
             elif any(is_param(a) for a in _flat_inputs(node)):
                 call, name = self.param_leaf(node, owner, ins)
             elif node.op in ("call_function", "call_method"):

@@ -86,17 +86,30 @@ class PartitionAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, h, w, c = x.shape
-        s = self.size
-        if self.mode == "grid":  # (n, i, a, j, b, c): position (i · h/s + a, j · w/s + b); group (a, b)
-            x = x.reshape(n, s, h // s, s, w // s, c).permute(0, 2, 4, 1, 3, 5)
-        else:  # (n, a, i, b, j, c): position (a · s + i, b · s + j); group (a, b)
-            x = x.reshape(n, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5)
-        tokens = x.reshape(-1, s * s, c)
+        tokens = self.partition(x, self.size, self.mode).flatten(0, 1)
         q, k, v = self.to_qkv(tokens).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)
         bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=self.scale)
-        y = self.merge(y.transpose(1, 2).flatten(2)).reshape(n, h // s, w // s, s, s, c)
-        y = y.permute(0, 3, 1, 4, 2, 5) if self.mode == "grid" else y.permute(0, 1, 3, 2, 4, 5)
+        y = self.merge(y.transpose(1, 2).flatten(2)).reshape(n, -1, self.size * self.size, c)
+        return self.departition(y, h, w, self.size, self.mode)
+
+    @staticmethod
+    def partition(x: torch.Tensor, s: int, mode: str) -> torch.Tensor:
+        """N×H×W×C → N×G×T×C, T = s·s: the windows of adjacent positions (`block`), or (`grid`) the groups of s×s
+        positions H/s and W/s apart; groups and tokens in row-major order."""
+        n, h, w, c = x.shape
+        if mode == "grid":  # (n, i, a, j, b, c): position (i · h/s + a, j · w/s + b); group (a, b)
+            x = x.reshape(n, s, h // s, s, w // s, c).permute(0, 2, 4, 1, 3, 5)
+        else:  # (n, a, i, b, j, c): position (a · s + i, b · s + j); group (a, b)
+            x = x.reshape(n, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5)
+        return x.reshape(n, -1, s * s, c)
+
+    @staticmethod
+    def departition(y: torch.Tensor, h: int, w: int, s: int, mode: str) -> torch.Tensor:
+        """`partition`'s inverse: N×G×T×C → N×H×W×C."""
+        n, c = y.shape[0], y.shape[-1]
+        y = y.reshape(n, h // s, w // s, s, s, c)
+        y = y.permute(0, 3, 1, 4, 2, 5) if mode == "grid" else y.permute(0, 1, 3, 2, 4, 5)
         return y.reshape(n, h, w, c)
 
 

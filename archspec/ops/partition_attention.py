@@ -12,7 +12,9 @@ computes with `F.scaled_dot_product_attention`, the bias as its mask.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field
 
 from .common import Pos, fmt_shape
 from .registry import Attrs, Op, Shape, ShapeError, SourceArgs, SourceForm, channels_last, register
@@ -23,7 +25,7 @@ class PartitionAttentionAttrs(Attrs):
     size: Pos
     head_dim: Pos
     mode: Literal["block", "grid"] = "block"
-    scale: float | None = None
+    scale: float | None = Field(None, validation_alias=AliasChoices("scale", "scale_factor"))
 
 
 def _infer(a: PartitionAttentionAttrs, ins: list[Shape]) -> Shape:
@@ -82,6 +84,12 @@ def _source(a: SourceArgs) -> SourceForm:
                       helpers=(helper("PartitionAttention"),))
 
 
+def _grouping(a: PartitionAttentionAttrs) -> tuple[Any, Any]:
+    from .modules import PartitionAttention as P
+
+    return lambda x: P.partition(x, a.size, a.mode), lambda y, h, w: P.departition(y, h, w, a.size, a.mode)
+
+
 def _label(a: PartitionAttentionAttrs) -> str:
     return f"{a.mode} attention {a.size}×{a.size}, {a.head_dim}/head"
 
@@ -90,7 +98,7 @@ register(Op(
     name="partition_attention", attrs=PartitionAttentionAttrs, infer=_infer, emit=_emit, source=_source,
     params=_params, weights=_weights, macs=_macs, kind="attention", label=_label,
     buffer_bytes=lambda a, ins: 8 * a.size**4,  # relative_position_index: int64, T×T
-    torch_modules=("PartitionAttention",),
+    torch_modules=("PartitionAttention", "RelativePositionalMultiHeadAttention"), grouping=_grouping,
     doc="MaxViT's relative-position multi-head self-attention over a channels-last H×W×C map, within groups "
         "of size×size positions: the windows of adjacent positions (`mode=block`) or a size×size grid "
         "spread over the map, its positions H/size and W/size apart (`mode=grid`); partition and departition "

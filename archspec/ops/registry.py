@@ -254,6 +254,12 @@ class Op:
     checks_only: tuple[str, ...] = ()
     """Attributes that add a shape rule and change nothing the module computes (conv's `exact`): comparing two
     graphs leaves them out."""
+    grouping: Callable[[Any], tuple[Callable[[Any], Any], Callable[[Any], Any]]] | None = None
+    """For an op that forms groups of positions inside itself (`partition_attention`): given its attributes, the
+    functions from its N×H×W×C input to the N×G×T×C groups (G groups of T positions) and back (given H and W).
+    `archspec import` reads a torch module named in `torch_modules` that runs on groups formed outside it
+    (torchvision's MaxViT attention) as the op on the map, where these functions are the partition and departition
+    around it."""
 
     @cached_property
     def positional(self) -> list[str]:
