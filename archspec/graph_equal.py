@@ -68,6 +68,8 @@ class _Keys:
         self.attrs: dict[int, Any] = {}
         self.calls: dict[tuple[str, Any], tuple[str, Any]] = {}
         self.passing: dict[tuple[Any, ...], bool] = {}
+        self.canonical: dict[tuple[int, Any], Any] = {}
+        """`Op.canonical`'s forms, kept alive here: `attr_key` knows attributes by their `id`."""
 
     def of(self, key: Any) -> int:
         return self.ids.setdefault(key, len(self.ids))
@@ -92,6 +94,18 @@ class _Keys:
         if found is None:
             found = self.passing[key] = passes_through(typed, name)
         return found
+
+    def canonical_attrs(self, typed: TypedGraph, name: str) -> Any:
+        """A node's attributes in the one form `Op.canonical` gives them at its input shapes."""
+        node = typed.net.nodes[name]
+        canonical = REGISTRY[node.op].canonical
+        if canonical is None:
+            return node.attrs
+        ins = tuple(typed.shape(s) for s in typed.graph.inputs[name])
+        key = (id(node.attrs), ins)
+        if key not in self.canonical:
+            self.canonical[key] = (node.attrs, canonical(node.attrs, list(ins)))  # the original kept alive too
+        return self.canonical[key][1]
 
     def call(self, op: str, attrs: Any) -> tuple[str, Any]:
         """An op call as a key, under the name another op gives it if one does (`Op.same_as`): `global_avgpool`
@@ -200,7 +214,7 @@ class _Side:
                 self.through[name] = self.through.get(src, src)
                 continue
             reads = _read_keys(node.op, [self.key[s] for s in inputs[name]])
-            own = (*keys.call(node.op, node.attrs), node.train_only, reads)
+            own = (*keys.call(node.op, keys.canonical_attrs(typed, name)), node.train_only, reads)
             if has_weights:
                 self.weighted[name] = (*own, typed.info[name].params)
                 self.key[name] = keys.of(("weights", name))

@@ -94,11 +94,18 @@ def _label(a: PartitionAttentionAttrs) -> str:
     return f"{a.mode} attention {a.size}×{a.size}, {a.head_dim}/head"
 
 
+def _canonical(a: PartitionAttentionAttrs, ins: list[Shape]) -> PartitionAttentionAttrs:
+    """One window that covers the whole map is one grid over it too: the same grouping, the same order."""
+    h, w = ins[0][:2]
+    return a.model_copy(update={"mode": "block"}) if h == w == a.size else a
+
+
 register(Op(
     name="partition_attention", attrs=PartitionAttentionAttrs, infer=_infer, emit=_emit, source=_source,
     params=_params, weights=_weights, macs=_macs, kind="attention", label=_label,
     buffer_bytes=lambda a, ins: 8 * a.size**4,  # relative_position_index: int64, T×T
     torch_modules=("PartitionAttention", "RelativePositionalMultiHeadAttention"), grouping=_grouping,
+    canonical=_canonical,
     doc="MaxViT's relative-position multi-head self-attention over a channels-last H×W×C map, within groups "
         "of size×size positions: the windows of adjacent positions (`mode=block`) or a size×size grid "
         "spread over the map, its positions H/size and W/size apart (`mode=grid`); partition and departition "

@@ -251,6 +251,10 @@ class Op:
     commutative: bool = False
     """Two inputs give the same result in either order, bit for bit (`add`, `mul`: IEEE sums and products of two
     numbers are): comparing two graphs lets `add(input, x)` be `add(x, input)`."""
+    canonical: Callable[[Any, list[Shape]], Any] | None = None
+    """`(attrs, input shapes) ->` the attributes in one form where several compute the same on those inputs
+    (`partition_attention` over a map its one window covers: `block` and `grid` are one grouping): comparing
+    two graphs counts them as one call."""
     checks_only: tuple[str, ...] = ()
     """Attributes that add a shape rule and change nothing the module computes (conv's `exact`): comparing two
     graphs leaves them out."""
