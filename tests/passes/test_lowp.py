@@ -234,12 +234,22 @@ def _small(write_spec, body: str) -> nn.Module:
     return randomise(archspec.build(spec, seed=0)).eval()
 
 
+def _small_batches(n: int = 3) -> list[torch.Tensor]:
+    """Calibration batches for `_small`'s 8×12×12 input."""
+    return [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(n)]
+
+
+def _conversions(fused: nn.Module) -> list[nn.Module]:
+    """The quantise, dequantise and requantise modules left between the int8 ops."""
+    return [m for m in fused.modules() if type(m) in (Quantize, Dequantize, Requantize)]
+
+
 def _int8_against_unfused(module: nn.Module, monkeypatch) -> nn.Module:
     """The int8 module, checked against fp32 and against the int8 rewrite with no add fused (its adds in float32):
     both within quantisation error, and a second run equal to the first (no value it still needs overwritten)."""
     from archspec.passes.lowp import int8
 
-    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    batches = _small_batches()
     fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
     with monkeypatch.context() as patch:
         patch.setattr(int8._Rewriter, "join", lambda self, add: None)
@@ -269,7 +279,7 @@ def test_int8_residual_add_and_relu_run_inside_the_conv(write_spec, monkeypatch)
     last = fused.get_submodule("branch.2")
     assert _residual_convs(fused) == [last] and last.attr == "relu" and last.out_dtype is None
     assert not [n for n in fused.graph.nodes if n.op == "call_function" and n.target is not torch.cat]  # no add left
-    conversions = [m for m in fused.modules() if type(m) in (Quantize, Dequantize, Requantize)]
+    conversions = _conversions(fused)
     assert len(conversions) == 1  # the input's quantisation; the head's conv writes float32
 
 
@@ -320,7 +330,7 @@ def test_int8_fused_joins_save_as_pt2_that_agrees(write_spec, tmp_path):
             "  relu2: relu\n"
             "  pool: global_avgpool\n")
     module = _small(write_spec, body)
-    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    batches = _small_batches(2)
     fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
     assert len(_residual_convs(fused)) == 2
     save(fused, module.typed, tmp_path / "joins.pt2")
@@ -378,10 +388,10 @@ def test_int8_average_pool_branch_stays_in_codes(write_spec, tmp_path):
     from archspec.passes.lowp.int8 import AvgPoolCodes
 
     module = _small(write_spec, body)
-    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    batches = _small_batches()
     fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
     assert len([m for m in fused.modules() if isinstance(m, AvgPoolCodes)]) == 2
-    conversions = [m for m in fused.modules() if type(m) in (Quantize, Dequantize, Requantize)]
+    conversions = _conversions(fused)
     assert len(conversions) == 1  # the input's quantisation
     with torch.inference_mode():
         assert relative_error(module(batches[0]), fused(batches[0])) <= 0.05
@@ -397,14 +407,14 @@ def test_int8_activations_run_inside_the_conv(write_spec, tmp_path):
             "  c: ['conv(16, 3, p=1, groups=16)', silu]\n"
             "  head: ['conv(16, 1)', sigmoid, global_avgpool]\n")
     module = _small(write_spec, body)
-    batches = [torch.randn(4, 8, 12, 12, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    batches = _small_batches()
     fused = optimize(module, dtype="int8", calibrate=batches, batch=4)
     convs = {name: m for name, m in fused.named_modules() if isinstance(m, QuantizedConv2d)}
     posts = {name.split(".")[0]: (m.attr, tuple(m.scalars), m.out_dtype) for name, m in convs.items()}
     assert posts["a"] == ("hardtanh", (0.0, 6.0), None)
     assert posts["b"] == ("hardswish", (), None) and posts["c"] == ("swish", (), None)
     assert posts["head"] == ("none", (), torch.float32)  # sigmoid: not in oneDNN's int8 conv, run in float32
-    conversions = [m for m in fused.modules() if type(m) in (Quantize, Dequantize, Requantize)]
+    conversions = _conversions(fused)
     assert len(conversions) == 1
     with torch.inference_mode():
         assert relative_error(module(batches[0]), fused(batches[0])) <= 0.05
