@@ -196,7 +196,7 @@ class _Side:
     the key of what it reads."""
 
     def __init__(self, typed: TypedGraph, keys: _Keys):
-        self.typed = typed
+        self.typed, self.keys = typed, keys
         self.key: dict[str, int] = {}
         self.weighted: dict[str, tuple[Any, ...]] = {}
         self.through: dict[str, str] = {}
@@ -214,12 +214,17 @@ class _Side:
                 self.through[name] = self.through.get(src, src)
                 continue
             reads = _read_keys(node.op, [self.key[s] for s in inputs[name]])
-            own = (*keys.call(node.op, keys.canonical_attrs(typed, name)), node.train_only, reads)
+            own = (*self.call(name), node.train_only, reads)
             if has_weights:
                 self.weighted[name] = (*own, typed.info[name].params)
                 self.key[name] = keys.of(("weights", name))
             else:
                 self.key[name] = keys.of(own)
+
+    def call(self, name: str) -> tuple[str, Any]:
+        """The node's op call as the comparison counts it (`_Keys.call` of its canonical attributes)."""
+        node = self.typed.net.nodes[name]
+        return self.keys.call(node.op, self.keys.canonical_attrs(self.typed, name))
 
     def reads(self, name: str) -> list[str]:
         """The nodes a node reads, each looked through to the node whose value it passes on."""
@@ -292,10 +297,8 @@ def _changed(sa: _Side, sb: _Side, name: str) -> str:
     a, b = sa.typed, sb.typed
     ta, tb = node_text(a, name), node_text(b, name)
     na, nb = a.net.nodes[name], b.net.nodes[name]
-    if ta != tb or na.op != nb.op:
-        return f"{name}: {ta} → {tb}"
-    if na.attrs != nb.attrs:
-        return f"{name}: {na.attrs!r} → {nb.attrs!r}"
+    if sa.call(name) != sb.call(name):  # as compared: aliases, canonical forms and shape rules counted as equal
+        return f"{name}: {ta} → {tb}" if ta != tb or na.op != nb.op else f"{name}: {na.attrs!r} → {nb.attrs!r}"
     if na.train_only != nb.train_only:
         return f"{name}: training only {str(na.train_only).lower()} → {str(nb.train_only).lower()}"
     ins_a, ins_b = sa.reads(name), sb.reads(name)
